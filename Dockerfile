@@ -1,0 +1,50 @@
+# StyleCLIP bot images. Two targets:
+#   runtime (default)  bot, playground and a CPU worker:   docker build -t styleclip .
+#   worker-cuda        worker on the CUDA execution provider:
+#                      docker build --target worker-cuda -t styleclip-worker-cuda .
+# Model packs: the demo tiny pack ships in the image (models/packs/tiny); mount real ones at /app/packs
+# and set STYLECLIP_PACK / STYLECLIP_PACKS_DIR (see docs/operations.md).
+
+# ---- dependencies (CPU build of onnxruntime-node; no dev dependencies) ----
+FROM node:20-bookworm-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json .npmrc ./
+RUN ONNXRUNTIME_NODE_INSTALL=skip npm ci --omit=dev --no-audit --no-fund
+
+# ---- the application files both images run ----
+FROM scratch AS source
+COPY package.json package-lock.json /app/
+COPY bin /app/bin
+COPY src /app/src
+COPY commands /app/commands
+COPY models/README.md /app/models/README.md
+COPY models/packs /app/models/packs
+
+# ---- worker-cuda: the worker with onnxruntime-node's CUDA 12 execution provider ----
+FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04 AS worker-cuda
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \
+  && curl -fsSL https://deb.nodesource.com/setup_20.x | bash - \
+  && apt-get install -y --no-install-recommends nodejs \
+  && rm -rf /var/lib/apt/lists/*
+ENV NODE_ENV=production HOST=0.0.0.0 PORT=3001 STYLECLIP_DEVICE=cuda STYLECLIP_PACK=/app/models/packs/tiny
+WORKDIR /app
+COPY package.json package-lock.json .npmrc ./
+# Downloads the CUDA EP binaries that the npm package does not bundle.
+RUN ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci --omit=dev --no-audit --no-fund
+COPY --from=source /app ./
+USER ubuntu
+EXPOSE 3001
+ENTRYPOINT ["node", "bin/styleclip.mjs"]
+CMD ["worker"]
+
+# ---- runtime (last, so the default target): start / bot / worker on CPU ----
+FROM node:20-bookworm-slim AS runtime
+ENV NODE_ENV=production HOST=0.0.0.0 PORT=3000 STYLECLIP_PACK=/app/models/packs/tiny
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=source /app ./
+USER node
+EXPOSE 3000
+HEALTHCHECK --interval=15s --timeout=5s --start-period=60s CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+ENTRYPOINT ["node", "bin/styleclip.mjs"]
+CMD ["start"]

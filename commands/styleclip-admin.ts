@@ -1,0 +1,137 @@
+// /styleclip-admin — server settings: pack, method, strength bounds, threshold, blocked words, channels, limits.
+// Anyone may `show`; only admins (as the platform says) may change anything. Changes are audited.
+import { refuse, type Command } from '../src/core/command.ts';
+import { applySetting, DEFAULT_SETTINGS, SETTING_KEYS, type ServerSettings, SettingsError } from '../src/core/settings.ts';
+
+const keyChoices = SETTING_KEYS.map((k) => ({ name: k, value: k }));
+
+function show(s: ServerSettings, packName: string): string {
+  const fmt = (v: unknown) => (v === null ? 'default' : Array.isArray(v) ? (v.length ? v.join(', ') : 'none') : String(v));
+  return [
+    `pack: ${s.pack ?? `default (${packName})`}`,
+    `method: ${s.method}`,
+    `strength: ${s.strengthMin} to ${s.strengthMax}, default ${fmt(s.strengthDefault)}`,
+    `threshold: ${fmt(s.threshold)}`,
+    `channels: ${s.channels.length ? s.channels.join(', ') : 'all'}`,
+    `blocked words: ${s.blockedWords.length}`,
+    `limits per user: ${s.userRunning} running + ${s.userWaiting} waiting; per server: ${s.serverRunning} running + ${s.serverWaiting} waiting`,
+  ].join('\n');
+}
+
+/** "a b c" is three words; "red hat, bad" is two phrases. */
+function words(text: unknown): string[] {
+  const raw = String(text ?? '');
+  return (raw.includes(',') ? raw.split(',') : raw.split(/\s+/)).map((w) => w.trim().toLowerCase()).filter(Boolean);
+}
+
+const command: Command = {
+  definition: {
+    name: 'styleclip-admin',
+    description: 'StyleCLIP settings for this server (admins)',
+    adminOnly: true,
+    options: [],
+    subcommands: [
+      { name: 'show', description: 'Show the current settings', options: [] },
+      {
+        name: 'set',
+        description: 'Change a setting',
+        options: [
+          { name: 'key', description: 'Which setting', type: 'string', required: true, choices: keyChoices },
+          { name: 'value', description: 'New value ("default" resets optional ones)', type: 'string', required: true, maxLength: 2000 },
+        ],
+      },
+      {
+        name: 'reset',
+        description: 'Reset one setting (or all) to the default',
+        options: [{ name: 'key', description: 'Which setting, or "all"', type: 'string', required: true, choices: [...keyChoices, { name: 'all', value: 'all' }] }],
+      },
+      {
+        name: 'block',
+        description: 'Block words in prompts (comma-separated for phrases)',
+        options: [{ name: 'words', description: 'Words to block', type: 'string', required: true, maxLength: 2000 }],
+      },
+      {
+        name: 'unblock',
+        description: 'Unblock words',
+        options: [{ name: 'words', description: 'Words to unblock', type: 'string', required: true, maxLength: 2000 }],
+      },
+      { name: 'blocked', description: 'List the blocked words (admins)', options: [] },
+      { name: 'log', description: 'Recent settings changes', options: [] },
+    ],
+  },
+
+  async run({ subcommand, options }, ctx, services) {
+    if (ctx.serverId === null) return refuse('Settings are per server: run this in a server channel, not a DM.');
+    const scope = services.scope(ctx);
+    const { settings, pack } = await services.serverSettings(ctx);
+    if (subcommand === 'show') return { text: show(settings, pack.name), ephemeral: true };
+    if (!ctx.isPlatformAdmin) return refuse('Only server admins can change StyleCLIP settings.');
+
+    const by = { id: ctx.user.id, name: ctx.user.name };
+    try {
+      switch (subcommand) {
+        case 'set': {
+          const key = String(options.key);
+          const next = applySetting(settings, key, String(options.value), services.packs);
+          await services.settings.save(scope, next, by, `set ${key} = ${options.value}`);
+          return { text: `Set ${key}.\n${show(next, pack.name)}`, ephemeral: true };
+        }
+        case 'reset': {
+          const key = String(options.key);
+          let next: ServerSettings;
+          if (key === 'all') next = { ...DEFAULT_SETTINGS };
+          else if (key === 'channels') next = { ...settings, channels: [] };
+          else next = applySetting(settings, key, defaultValue(key), services.packs);
+          await services.settings.save(scope, next, by, `reset ${key}`);
+          return { text: `Reset ${key}.\n${show(next, pack.name)}`, ephemeral: true };
+        }
+        case 'block':
+        case 'unblock': {
+          const list = words(options.words);
+          const blocked = new Set(settings.blockedWords);
+          for (const w of list) {
+            if (subcommand === 'block') blocked.add(w);
+            else blocked.delete(w);
+          }
+          // The audit log records the count, not the words (they may be offensive).
+          await services.settings.save(scope, { ...settings, blockedWords: [...blocked] }, by, `${subcommand} ${list.length} word(s)`);
+          return { text: `${subcommand === 'block' ? 'Blocked' : 'Unblocked'} ${list.length} word(s); ${blocked.size} blocked in all.`, ephemeral: true };
+        }
+        case 'blocked':
+          return { text: settings.blockedWords.length ? `Blocked: ${settings.blockedWords.join(', ')}` : 'No blocked words.', ephemeral: true };
+        case 'log': {
+          const history = await services.settings.history(scope, 10);
+          if (!history.length) return { text: 'No changes yet.', ephemeral: true };
+          return {
+            text: history.map((h) => `${h.at} ${h.by.name ?? h.by.id}: ${h.change}`).join('\n'),
+            ephemeral: true,
+          };
+        }
+      }
+    } catch (err) {
+      if (err instanceof SettingsError) return refuse(err.message);
+      throw err;
+    }
+    return refuse(`Unknown sub-command "${subcommand}".`);
+  },
+};
+
+/** The text that `set` would take to restore a setting's default. */
+function defaultValue(key: string): string {
+  const d = DEFAULT_SETTINGS;
+  const map: Record<string, unknown> = {
+    pack: 'default',
+    method: d.method,
+    'strength-min': d.strengthMin,
+    'strength-max': d.strengthMax,
+    'strength-default': 'default',
+    threshold: 'default',
+    'user-running': d.userRunning,
+    'user-waiting': d.userWaiting,
+    'server-running': d.serverRunning,
+    'server-waiting': d.serverWaiting,
+  };
+  return String(map[key]);
+}
+
+export default command;

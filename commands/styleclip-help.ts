@@ -1,0 +1,31 @@
+// /styleclip-help — how to use the bot.
+import type { Command } from '../src/core/command.ts';
+import { NUDGE_FACTOR } from './styleclip.ts';
+
+const command: Command = {
+  definition: { name: 'styleclip-help', description: 'How to use the StyleCLIP bot', options: [], privateReply: true },
+
+  async run(_args, ctx, services) {
+    const { settings, pack } = await services.serverSettings(ctx);
+    const lines = [
+      '**StyleCLIP bot** — edit a face with text.',
+      '`/styleclip curly hair` edits a new random face.',
+      'Options (as `name:value` after the prompt in Slack and the playground): `method:auto|global|mapper`, ' +
+        `\`strength:N\` (${settings.strengthMin} to ${settings.strengthMax}), \`threshold:0.15\` (0 to 1, global method), ` +
+        '`seed:N` (which face), `source:JOB_ID` (edit a previous result; replying to it works too), `neutral:"a face"`.',
+      `Example: \`/styleclip blue eyes strength:3 seed:7\`.`,
+      `React ➕ on your result for stronger (×${NUDGE_FACTOR}), ➖ for weaker, ❌ to delete or cancel.`,
+      '`/styleclip-info` shows your queue and running jobs; `/styleclip-cancel` cancels them.',
+      '`/styleclip-admin show` shows this server\'s settings (admins can change them).',
+      `Pack: ${pack.name}${pack.mappers.length ? `; mappers: ${pack.mappers.map((m) => m.name).join(', ')}` : ''}.`,
+      `Commands: ${services
+        .commands()
+        .map((c) => `/${c.name}`)
+        .join(', ')}.`,
+    ];
+    if (pack.untrained) lines.push('_This pack is untrained (demo weights): images are noise-like. See docs/operations.md to install a real pack._');
+    return { text: lines.join('\n'), ephemeral: true };
+  },
+};
+
+export default command;

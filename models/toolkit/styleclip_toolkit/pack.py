@@ -1,0 +1,109 @@
+"""Model pack files: pack.json, .npy tensors, ONNX initializers (see models/README.md)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from styleclip_toolkit.errors import ToolkitError
+
+# Default file of each `files` key (models/README.md).
+DEFAULT_FILES = {
+    "mapping": "generator/mapping.onnx",
+    "toStyles": "generator/to_styles.onnx",
+    "synthesis": "generator/synthesis.onnx",
+    "wAvg": "generator/w_avg.npy",
+    "textEncoder": "clip/text_encoder.onnx",
+    "imageEncoder": "clip/image_encoder.onnx",
+    "tokenizer": "clip/tokenizer.json",
+    "fs3": "directions/fs3.npy",
+    "std": "directions/s_std.npy",
+    "mean": "directions/s_mean.npy",
+}
+
+
+def read_pack_json(pack_dir) -> dict:
+    path = Path(pack_dir) / "pack.json"
+    if not path.is_file():
+        raise ToolkitError(f"not a model pack: {path} is missing")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ToolkitError(f"{path} is not valid JSON: {e}") from None
+    if not isinstance(data, dict) or data.get("format") != "styleclip-pack":
+        raise ToolkitError(f"{path} is not a styleclip-pack pack.json")
+    return data
+
+
+def read_or_new_pack_json(pack_dir) -> dict:
+    """pack.json if the folder has one, else the skeleton of a new pack."""
+    if (Path(pack_dir) / "pack.json").is_file():
+        return read_pack_json(pack_dir)
+    return {"format": "styleclip-pack", "version": 1}
+
+
+def write_pack_json(pack_dir, data: dict) -> None:
+    Path(pack_dir).mkdir(parents=True, exist_ok=True)
+    (Path(pack_dir) / "pack.json").write_text(json.dumps(data, indent=2) + "\n")
+
+
+def update_pack_json(pack_dir, **fields) -> dict:
+    data = read_pack_json(pack_dir)
+    data.update(fields)
+    write_pack_json(pack_dir, data)
+    return data
+
+
+def pack_file(pack_dir, key: str) -> Path:
+    """Path of a pack file, honouring pack.json's optional `files` overrides."""
+    files = {}
+    path = Path(pack_dir) / "pack.json"
+    if path.is_file():
+        files = read_pack_json(pack_dir).get("files") or {}
+    return Path(pack_dir) / files.get(key, DEFAULT_FILES[key])
+
+
+def save_npy(path, array) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, np.ascontiguousarray(np.asarray(array, dtype="<f4")))
+
+
+def load_npy(path, what: str) -> np.ndarray:
+    path = Path(path)
+    if not path.is_file():
+        raise ToolkitError(f"{what} not found: {path}")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise ToolkitError(f"cannot read {what} {path}: {e}") from None
+
+
+def onnx_initializers(path) -> dict:
+    """name → array for every initializer of an ONNX graph."""
+    import onnx
+    from onnx import numpy_helper
+
+    try:
+        model = onnx.load(str(path))
+    except Exception as e:  # protobuf errors carry no useful type
+        raise ToolkitError(f"cannot read ONNX graph {path}: {e}") from None
+    return {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+
+
+def slugify(text: str) -> str:
+    """lowercase; every run of non-alphanumerics becomes one '_' (trimmed at the ends)."""
+    slug = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+    if not slug:
+        raise ToolkitError(f"cannot make a file name from {text!r}: it has no letters or digits")
+    return slug
+
+
+def style_channel_count(layout: list) -> int:
+    return sum(e["channels"] for e in layout)
+
+
+def conv_channel_count(layout: list) -> int:
+    return sum(e["channels"] for e in layout if not e["toRgb"])

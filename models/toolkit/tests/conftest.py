@@ -1,0 +1,53 @@
+"""Shared test helpers: run ONNX graphs in onnxruntime-node (Python has no onnxruntime here) and
+small random checkpoints in the official layouts."""
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from styleclip_toolkit.convert_generator import convert_generator
+from styleclip_toolkit.stylegan2 import build_random_checkpoint
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[2]
+
+# Small but not uniform widths (the toRGB/conv widths differ across resolutions).
+SMALL_G = {"size": 64, "style_dim": 16, "n_mlp": 2, "channels": {4: 16, 8: 12, 16: 8, 32: 8, 64: 4}}
+
+
+def run_ort(model, workdir, **inputs):
+    """Runs `model` in onnxruntime-node on numpy inputs; returns {output name: array}."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    args = []
+    for name, array in inputs.items():
+        path = workdir / f"in_{name}.npy"
+        np.save(path, np.ascontiguousarray(array))
+        args.append(f"{name}={path}")
+    out = workdir / "ort_out"
+    out.mkdir(exist_ok=True)
+    subprocess.run(["node", str(HERE / "ort_run.mjs"), str(model), str(out), *args], check=True, cwd=REPO)
+    return {p.stem: np.load(p) for p in out.glob("*.npy")}
+
+
+@pytest.fixture(scope="session")
+def small_checkpoint():
+    return build_random_checkpoint(**SMALL_G, seed=1)
+
+
+@pytest.fixture(scope="session")
+def small_checkpoint_path(small_checkpoint, tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "stylegan2-small.pt"
+    torch.save(small_checkpoint, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_pack(small_checkpoint_path, tmp_path_factory):
+    """A pack with only the generator converted (treat as read-only; copy it to modify)."""
+    pack = tmp_path_factory.mktemp("pack") / "small"
+    convert_generator(small_checkpoint_path, pack)
+    return pack

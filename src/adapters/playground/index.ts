@@ -1,0 +1,196 @@
+// The playground adapter: a local web chat over the bot core (the embedded default). Users post commands as a
+// named user, see progress and image replies, and react ➕/➖/❌ on results. State lives in memory; results
+// live in the core's store.
+import type { BotCore, CommandReply, JobUpdate, Nudge } from '../../core/types.ts';
+import { readJson, sendJson, type RouteHandler } from '../../runtime/http.ts';
+import { PAGE } from './page.ts';
+
+export type MessageStatus = 'pending' | 'queued' | 'running' | 'completed' | 'failed' | 'cancelled' | 'error' | 'info';
+
+export interface PlaygroundMessage {
+  id: string;
+  at: number;
+  user: string;
+  bot: boolean;
+  text: string;
+  replyTo?: string;
+  status?: MessageStatus;
+  progress?: number;
+  jobId?: string;
+  imageUrl?: string;
+  reactions: Record<string, string[]>;
+}
+
+export interface PlaygroundOptions {
+  /** User names that are admins of the playground "server". */
+  admins: string[];
+  /** Shown as a banner (e.g. the untrained-pack warning). */
+  notice?: string;
+  maxMessages?: number;
+}
+
+const CHANNEL = 'general';
+const SERVER = 'playground';
+const NUDGES: Record<string, Nudge> = {
+  '➕': 'stronger',
+  '+': 'stronger',
+  heavy_plus_sign: 'stronger',
+  '➖': 'weaker',
+  '-': 'weaker',
+  heavy_minus_sign: 'weaker',
+  '❌': 'delete',
+  x: 'delete',
+};
+const USER_NAME = /^[\w.-]{1,32}$/;
+
+export interface Playground {
+  routes: RouteHandler;
+  messages(): PlaygroundMessage[];
+  close(): void;
+}
+
+export function createPlayground(core: BotCore, options: PlaygroundOptions): Playground {
+  const messages: PlaygroundMessage[] = [];
+  const byId = new Map<string, PlaygroundMessage>();
+  let version = 0;
+  let counter = 0;
+  const max = options.maxMessages ?? 500;
+  // Unique across restarts (job ids derive from message ids and persist in Redis).
+  const newId = () => `${Date.now().toString(36)}${(++counter).toString(36)}`;
+
+  function add(m: Omit<PlaygroundMessage, 'id' | 'at' | 'reactions'>): PlaygroundMessage {
+    const msg: PlaygroundMessage = { id: newId(), at: Date.now(), reactions: {}, ...m };
+    messages.push(msg);
+    byId.set(msg.id, msg);
+    while (messages.length > max) byId.delete(messages.shift()!.id);
+    version++;
+    return msg;
+  }
+
+  function change(msg: PlaygroundMessage, patch: Partial<PlaygroundMessage>) {
+    Object.assign(msg, patch);
+    version++;
+  }
+
+  async function applyReply(msg: PlaygroundMessage, reply: CommandReply) {
+    if (reply.job) {
+      // The job's own updates (running, even completed) may have arrived while invoke() was finishing:
+      // the "Queued" reply must not overwrite them.
+      if (msg.status === 'pending') change(msg, { text: reply.text, status: 'queued', jobId: reply.job.id });
+      else change(msg, { jobId: reply.job.id });
+      await core.linkMessage('playground', msg.id, reply.job.id);
+    } else {
+      change(msg, { text: reply.text, status: reply.error ? 'error' : 'info' });
+    }
+  }
+
+  const unsubscribe = core.onUpdate('playground', (u: JobUpdate) => {
+    const msg = u.target.messageId ? byId.get(u.target.messageId) : undefined;
+    if (!msg) return;
+    if (msg.status === 'completed' && u.status !== 'completed') return; // a late progress event
+    change(msg, {
+      status: u.status,
+      progress: u.progress,
+      text: u.text,
+      ...(u.status === 'completed' ? { imageUrl: `/api/images/${encodeURIComponent(u.jobId)}` } : {}),
+    });
+  });
+
+  async function post(body: { user?: unknown; text?: unknown; replyTo?: unknown }) {
+    const user = String(body.user ?? '').trim();
+    const text = String(body.text ?? '').trim();
+    if (!USER_NAME.test(user)) throw new Error('user must be 1–32 letters, digits, "_", "." or "-"');
+    if (!text || text.length > 2000) throw new Error('text must be 1–2000 characters');
+    const replyTo = typeof body.replyTo === 'string' && byId.has(body.replyTo) ? body.replyTo : undefined;
+    const mine = add({ user, bot: false, text, replyTo });
+    const command = /^\/(\S+)\s*([\s\S]*)$/.exec(text);
+    if (!command) return mine;
+    const reply = add({ user: 'styleclip', bot: true, text: '…', replyTo: mine.id, status: 'pending' });
+    const result = await core.invoke(
+      command[1],
+      { kind: 'text', text: command[2] },
+      {
+        platform: 'playground',
+        serverId: SERVER,
+        channelId: CHANNEL,
+        user: { id: user, name: user },
+        isPlatformAdmin: options.admins.includes(user),
+        requestId: mine.id,
+        ...(replyTo ? { replyToMessageKey: replyTo } : {}),
+      },
+      { platform: 'playground', channelId: CHANNEL, messageId: reply.id },
+    );
+    await applyReply(reply, result);
+    return mine;
+  }
+
+  async function react(id: string, body: { user?: unknown; emoji?: unknown }) {
+    const msg = byId.get(id);
+    if (!msg) return { status: 404, body: { error: `no message ${id}` } };
+    const user = String(body.user ?? '').trim();
+    const emoji = String(body.emoji ?? '').trim();
+    if (!USER_NAME.test(user) || !emoji || emoji.length > 32) return { status: 400, body: { error: 'user and emoji are required' } };
+    const who = msg.reactions[emoji] ?? [];
+    if (who.includes(user)) return { status: 200, body: { ok: true } }; // a reaction toggles once, like the platforms
+    change(msg, { reactions: { ...msg.reactions, [emoji]: [...who, user] } });
+    const nudge = NUDGES[emoji];
+    const jobId = await core.jobForMessage('playground', id);
+    if (!nudge || !jobId) return { status: 200, body: { ok: true } };
+    const reply = add({ user: 'styleclip', bot: true, text: '…', replyTo: id, status: 'pending' });
+    const result = await core.nudge(jobId, nudge, user, `playground:${id}:${user}:${emoji}`, {
+      platform: 'playground',
+      channelId: CHANNEL,
+      messageId: reply.id,
+    });
+    if (!result) {
+      messages.splice(messages.indexOf(reply), 1);
+      byId.delete(reply.id);
+      version++;
+      return { status: 200, body: { ok: true, ignored: true } };
+    }
+    if (nudge === 'delete' && !result.error) change(msg, { imageUrl: undefined, text: `${msg.text}\n(${result.text.toLowerCase()})` });
+    await applyReply(reply, result);
+    return { status: 200, body: { ok: true, id: reply.id } };
+  }
+
+  const routes: RouteHandler = async (req, res, url) => {
+    const p = url.pathname;
+    if (req.method === 'GET' && (p === '/' || p === '/index.html')) {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+      res.end(PAGE);
+      return true;
+    }
+    if (p === '/api/messages' && req.method === 'GET') {
+      sendJson(res, 200, { version, notice: options.notice ?? null, messages });
+      return true;
+    }
+    if (p === '/api/messages' && req.method === 'POST') {
+      try {
+        const msg = await post((await readJson(req)) as Record<string, unknown>);
+        sendJson(res, 200, { id: msg.id });
+      } catch (err) {
+        sendJson(res, 400, { error: (err as Error).message });
+      }
+      return true;
+    }
+    const reaction = /^\/api\/messages\/([\w-]+)\/reactions$/.exec(p);
+    if (reaction && req.method === 'POST') {
+      const out = await react(reaction[1], (await readJson(req)) as Record<string, unknown>);
+      sendJson(res, out.status, out.body);
+      return true;
+    }
+    const image = /^\/api\/images\/([\w.-]+)$/.exec(p);
+    if (image && req.method === 'GET') {
+      const img = await core.resultImage(decodeURIComponent(image[1]));
+      if (!img) sendJson(res, 404, { error: 'no such image (expired or deleted)' });
+      else {
+        res.writeHead(200, { 'content-type': img.mime, 'cache-control': 'private, max-age=3600' });
+        res.end(img.bytes);
+      }
+      return true;
+    }
+    return false;
+  };
+
+  return { routes, messages: () => messages, close: unsubscribe };
+}

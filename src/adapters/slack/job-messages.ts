@@ -1,0 +1,140 @@
+// A job's life on Slack: its placeholder message is edited as the job moves (throttled, in order), and the
+// finished image is uploaded into the thread with files.uploadV2. Both messages are linked to the job so that
+// reactions on either find it.
+import type { App } from '@slack/bolt';
+import type { BotCore, CommandReply, JobStatus, JobUpdate } from '../../core/types.ts';
+import type { Logger } from '../../log.ts';
+import { BoundedMap, messageKey, type KnownJob } from './memory.ts';
+import { errorCode, escapeText, mention, statusText } from './messages.ts';
+
+/** A message the bot posted for a job before the job existed. */
+export interface Placeholder {
+  channel: string;
+  ts: string;
+  /** Thread the job's messages go in (the placeholder itself for a new command). */
+  threadTs: string;
+}
+
+/** Progress edits of one message at most this often (chat.update is rate limited per workspace). */
+const PROGRESS_EVERY_MS = 2000;
+const TERMINAL: JobStatus[] = ['completed', 'failed', 'cancelled'];
+
+export class JobMessages {
+  /** Jobs seen by this process: lets reactions be filtered without a core call. */
+  readonly known = new BoundedMap<string, KnownJob>(10_000);
+  private shown = new BoundedMap<string, { status: JobStatus; at: number }>(10_000);
+  private chains = new Map<string, Promise<void>>();
+
+  constructor(
+    private readonly core: Pick<BotCore, 'linkMessage' | 'resultImage'>,
+    private readonly client: App['client'],
+    private readonly log: Logger,
+  ) {}
+
+  /**
+   * Shows what a command or nudge answered on its placeholder: a queued job's status, or the reply itself.
+   * Errors and private replies go to the user alone (`tell`) and the placeholder is removed.
+   */
+  async showReply(reply: CommandReply, p: Placeholder, userId: string, tell: (mrkdwn: string) => Promise<unknown>): Promise<void> {
+    const job = reply.job;
+    if (job) {
+      this.known.set(job.id, { requesterId: userId, threadTs: p.threadTs });
+      await this.core.linkMessage('slack', messageKey(p.channel, p.ts), job.id);
+      await this.inOrder(job.id, async () => {
+        if (this.shown.has(job.id)) return; // the job's own updates got there first
+        const text = statusText({ status: 'queued', text: reply.text, requesterId: userId });
+        await this.client.chat.update({ channel: p.channel, ts: p.ts, text });
+      });
+      return;
+    }
+    if (reply.error || reply.ephemeral) {
+      await this.client.chat.delete({ channel: p.channel, ts: p.ts });
+      await tell(escapeText(reply.text));
+      return;
+    }
+    await this.client.chat.update({ channel: p.channel, ts: p.ts, text: `${mention(userId)} ${escapeText(reply.text)}` });
+  }
+
+  /** A job update from the core: edits the job's message and, once completed, uploads the image. */
+  deliver(update: JobUpdate): Promise<void> {
+    const { jobId, target } = update;
+    if (!target.messageId) return Promise.resolve();
+    if (!this.known.has(jobId)) this.known.set(jobId, { requesterId: update.requesterId, threadTs: target.threadId });
+    return this.inOrder(jobId, async () => {
+      const last = this.shown.get(jobId);
+      if (last && TERMINAL.includes(last.status)) return; // late or repeated news of a finished job
+      const now = Date.now();
+      if (last?.status === update.status && !TERMINAL.includes(update.status) && now - last.at < PROGRESS_EVERY_MS) return;
+      this.shown.set(jobId, { status: update.status, at: now });
+      const text = statusText(update);
+      await this.client.chat.update({ channel: target.channelId, ts: target.messageId as string, text });
+      if (update.status === 'completed') await this.upload(update, text);
+    });
+  }
+
+  /** Whether this process saw the job start and not yet finish. */
+  inFlight(jobId: string): boolean {
+    const status = this.shown.get(jobId)?.status;
+    return this.known.has(jobId) && !(status && TERMINAL.includes(status));
+  }
+
+  /** Resolves when the edits and uploads under way are done (for a clean shutdown). */
+  async idle(): Promise<void> {
+    await Promise.all(this.chains.values());
+  }
+
+  /** Runs `task` after everything already scheduled for the job, so edits never land out of order. */
+  private inOrder(jobId: string, task: () => Promise<void>): Promise<void> {
+    const next = (this.chains.get(jobId) ?? Promise.resolve())
+      .then(task)
+      .catch((err: unknown) => this.log.warn({ jobId, err: errorCode(err) }, 'slack message update failed'));
+    this.chains.set(jobId, next);
+    void next.then(() => {
+      if (this.chains.get(jobId) === next) this.chains.delete(jobId);
+    });
+    return next;
+  }
+
+  private async upload(update: JobUpdate, caption: string): Promise<void> {
+    const { channelId: channel, messageId } = update.target;
+    const image = await this.core.resultImage(update.jobId);
+    if (!image) {
+      this.log.warn({ jobId: update.jobId }, 'completed job has no image to upload');
+      return;
+    }
+    let fileId: string | undefined;
+    try {
+      const res = await this.client.filesUploadV2({
+        channel_id: channel,
+        thread_ts: (update.target.threadId ?? messageId) as string,
+        file: image.bytes,
+        filename: image.filename,
+        title: image.filename,
+        initial_comment: caption,
+      });
+      fileId = (res.files as { files?: { id?: string }[] }[])[0]?.files?.[0]?.id;
+    } catch (err) {
+      const text = `${statusText(update)}\n:warning: I couldn't upload the image (${errorCode(err)}).`;
+      await this.client.chat.update({ channel, ts: messageId as string, text });
+      return;
+    }
+    if (!fileId) return;
+    const known = this.known.get(update.jobId);
+    if (known) known.fileId = fileId;
+    const ts = await this.shareTs(fileId, channel);
+    if (ts) await this.core.linkMessage('slack', messageKey(channel, ts), update.jobId);
+  }
+
+  /** ts of the message that shares the file: Slack shares uploads asynchronously, so ask a few times. */
+  private async shareTs(fileId: string, channel: string): Promise<string | undefined> {
+    for (let attempt = 0; attempt < 3; attempt += 1) {
+      if (attempt > 0) await new Promise((r) => setTimeout(r, 1000));
+      const { file } = await this.client.files.info({ file: fileId });
+      const shares = file?.shares as Record<string, Record<string, { ts?: string }[]>> | undefined;
+      const ts = shares?.public?.[channel]?.[0]?.ts ?? shares?.private?.[channel]?.[0]?.ts;
+      if (ts) return ts;
+    }
+    this.log.debug({ fileId }, 'file share not visible yet; reactions work on the job message');
+    return undefined;
+  }
+}

@@ -1,0 +1,47 @@
+// What the Slack messages say. Text from users and the core is escaped: Slack reads <, > and & as markup.
+import type { JobUpdate } from '../../core/types.ts';
+
+/** Core text (Markdown-ish) as Slack mrkdwn: escaped, and **bold** made *bold*. */
+export function escapeText(text: string): string {
+  return text
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/\*\*(.+?)\*\*/g, '*$1*');
+}
+
+export function mention(userId: string): string {
+  return `<@${userId}>`;
+}
+
+/** The placeholder posted before the job exists. */
+export function pendingText(userId: string, what: string): string {
+  return `:hourglass_flowing_sand: ${mention(userId)} ${escapeText(what)}…`;
+}
+
+const ICONS: Record<JobUpdate['status'], string> = {
+  queued: ':hourglass_flowing_sand:',
+  running: ':art:',
+  completed: ':white_check_mark:',
+  failed: ':x:',
+  cancelled: ':no_entry_sign:',
+};
+
+/** The job's message, edited as the job moves on (the core's text already says position and progress). */
+export function statusText(update: Pick<JobUpdate, 'status' | 'text' | 'requesterId'>): string {
+  return `${ICONS[update.status]} ${mention(update.requesterId)} ${escapeText(update.text)}`;
+}
+
+/** Why nothing was posted: the bot isn't a member (a channel), or can't be (someone else's DM). */
+export function notInChannelText(channel: string, botUserId: string | undefined): string {
+  const bot = botUserId ? mention(botUserId) : 'the bot';
+  if (channel.startsWith('D')) return `I can't post in this conversation. Run the command in a channel I'm in, or in a DM with ${bot}.`;
+  return `I'm not in this channel, so I can't post the result here. Invite me with \`/invite ${bot}\` and try again.`;
+}
+
+/** Slack's error code (`not_in_channel`…) of a failed Web API call, else the error's message. */
+export function errorCode(err: unknown): string {
+  const data = (err as { data?: { error?: string } }).data;
+  if (data?.error) return data.error;
+  return err instanceof Error ? err.message : String(err);
+}

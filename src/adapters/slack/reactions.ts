@@ -1,0 +1,55 @@
+// Reactions on a job's message, by the person who asked: :heavy_plus_sign: / :heavy_minus_sign: re-run the edit
+// stronger / weaker as a new job in the same thread; :x: cancels the job or deletes its result. Slack
+// redelivers events it thinks we missed, so each event_id is handled once here and passed to the core as the
+// dedupe key (which holds across bot instances).
+import type { App } from '@slack/bolt';
+import type { Nudge } from '../../core/types.ts';
+import type { SlackDeps } from './deps.ts';
+import { BoundedMap, messageKey } from './memory.ts';
+import { escapeText, pendingText } from './messages.ts';
+
+const NUDGES: Record<string, Nudge> = { heavy_plus_sign: 'stronger', heavy_minus_sign: 'weaker', x: 'delete' };
+
+export function registerReactions(app: App, deps: SlackDeps): void {
+  const seen = new BoundedMap<string, true>(10_000);
+  app.event('reaction_added', async ({ event, body, context }) => {
+    const nudge = NUDGES[event.reaction];
+    if (!nudge || event.item.type !== 'message' || event.item_user !== context.botUserId) return;
+    if (seen.has(body.event_id)) return;
+    seen.set(body.event_id, true);
+
+    const { core, client, jobs } = deps;
+    const { channel, ts } = event.item;
+    const jobId = await core.jobForMessage('slack', messageKey(channel, ts));
+    if (!jobId) return;
+    const known = jobs.known.get(jobId);
+    if (known && known.requesterId !== event.user) return; // only the requester nudges (the core checks too)
+    const threadTs = known?.threadTs ?? ts; // after a restart, the reacted message stands for its thread
+    const tell = (text: string) => client.chat.postEphemeral({ channel, user: event.user, thread_ts: threadTs, text });
+    if (nudge === 'delete') {
+      const reply = await core.nudge(jobId, nudge, event.user, body.event_id, { platform: 'slack', channelId: channel });
+      if (!reply) return;
+      // A cancelled job's message gets the core's "Cancelled." update; a deleted result leaves the channel.
+      if (!jobs.inFlight(jobId)) {
+        if (known?.fileId) await client.files.delete({ file: known.fileId }); // removes its message too
+        await client.chat.delete({ channel, ts }).catch(() => {}); // already gone if it was that message
+      }
+      await tell(escapeText(reply.text));
+      return;
+    }
+    const posted = await client.chat.postMessage({ channel, thread_ts: threadTs, text: pendingText(event.user, `${nudge} edit`) });
+    // Slack says which thread the message went in (the parent's, when threadTs was itself a reply).
+    const p = { channel, ts: posted.ts as string, threadTs: posted.message?.thread_ts ?? threadTs };
+    const reply = await core.nudge(jobId, nudge, event.user, body.event_id, {
+      platform: 'slack',
+      channelId: channel,
+      messageId: p.ts,
+      threadId: p.threadTs,
+    });
+    if (!reply) {
+      await client.chat.delete({ channel, ts: p.ts });
+      return;
+    }
+    await jobs.showReply(reply, p, event.user, tell);
+  });
+}

@@ -1,0 +1,78 @@
+// `npm run bench`: the engine benchmark on the committed tiny pack and on a full-size random
+// pack (built once into .cache/random-1024 by the toolkit), printed as one table.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { openPack } from '../../engine/index.ts';
+import { int, parseFlags, str, UsageError } from '../args.ts';
+import { benchEngine, type BenchResult } from './bench.ts';
+
+export const usage = `usage: styleclip bench-suite [--runs N] [--batch N] [--device cpu|cuda] [--skip-large]
+
+Runs bench on models/packs/tiny and on .cache/random-1024 (a 1024px pack with random weights,
+built with "npm run toolkit -- random-pack --resolution 1024 --out .cache/random-1024" when missing),
+then prints a table and checks that, at full size, a cached global edit costs at most 1.10× a render.`;
+
+const ROOT = resolve(import.meta.dirname, '../../..');
+const TINY = resolve(ROOT, 'models/packs/tiny');
+const LARGE = resolve(ROOT, '.cache/random-1024');
+
+function buildLargePack(): void {
+  console.error(`building ${LARGE} (random 1024px pack, once)…`);
+  const r = spawnSync('bash', ['scripts/toolkit.sh', '-m', 'styleclip_toolkit', 'random-pack', '--resolution', '1024', '--out', LARGE], {
+    cwd: ROOT,
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  if (r.status !== 0) throw new Error(`could not build ${LARGE} (toolkit exit ${r.status})`);
+}
+
+const COLUMNS: (keyof BenchResult)[] = ['synthesis_ms', 'direction_ms', 'global_edit_ms', 'mapper_edit_ms', 'encode_ms', 'edits_per_s', 'load_ms'];
+
+export function formatTable(results: BenchResult[]): string {
+  const head = ['pack', 'res', 'batch', 'provider', ...COLUMNS, 'edit/synth'];
+  const rows = results.map((r) => [
+    r.pack,
+    String(r.resolution),
+    String(r.batch),
+    r.provider.replace('ExecutionProvider', ''),
+    ...COLUMNS.map((c) => (r[c] === null ? '-' : String(r[c]))),
+    (r.global_edit_ms / r.synthesis_ms).toFixed(3),
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join('  ');
+  return [line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const args = parseFlags(argv, { runs: 'string', batch: 'string', device: 'string', 'skip-large': 'boolean' }, 'bench-suite');
+  if (args.help) {
+    console.log(usage);
+    return 0;
+  }
+  const runs = int(args, 'runs', 1) ?? 5;
+  const batch = int(args, 'batch', 1) ?? 1;
+  if (!existsSync(resolve(TINY, 'pack.json'))) throw new UsageError(`the tiny pack is missing at ${TINY}; build it with: npm run toolkit -- tiny-pack --out models/packs/tiny`);
+  const packs = [TINY];
+  if (!args.flags['skip-large']) {
+    if (!existsSync(resolve(LARGE, 'pack.json'))) buildLargePack();
+    packs.push(LARGE);
+  }
+  const results: BenchResult[] = [];
+  for (const dir of packs) {
+    const engine = await openPack(dir, { device: str(args, 'device') });
+    try {
+      console.error(`benchmarking ${dir}…`);
+      // Tiny-pack timings are milliseconds: more runs keep their medians steady on a busy machine.
+      results.push(await benchEngine(engine, batch, dir === TINY ? Math.max(runs, 50) : runs));
+    } finally {
+      await engine.close();
+    }
+  }
+  console.log(formatTable(results));
+  // The target is about full-size generators; on the tiny pack fixed per-call costs dominate.
+  for (const r of results.filter((x) => x.resolution >= 256)) {
+    const ratio = r.global_edit_ms / r.synthesis_ms;
+    console.log(`${r.pack}: cached global edit = ${ratio.toFixed(3)}× render (target ≤ 1.10×) ${ratio <= 1.1 ? 'ok' : 'OVER'}`);
+  }
+  return 0;
+}

@@ -1,0 +1,75 @@
+import type { EditSpec, Method } from '../../engine/types.ts';
+import { validateStrength } from '../../engine/index.ts';
+import { asUsage, num, parseFlags, requireStr, str, UsageError, type ParsedArgs } from '../args.ts';
+import { checkOutputs, checkSource, openFromArgs, PACK_FLAGS, SOURCE_FLAGS, sourceStates, writeOutputs } from '../common.ts';
+
+export const usage = `usage: styleclip edit --pack DIR --prompt TEXT [--neutral TEXT] [--method global|mapper] [--mapper NAME]
+                      [--strength α] [--threshold β|auto] (--seed N[,N…] [--truncation ψ] | --latent F.npy)
+                      --out OUT [--save-latent F.npy] [--device cpu|cuda]
+
+Edits images from text. global (default): s' = s + α·ΔS with the pack's neutral rule ("curly hair"
+→ "face with curly hair" vs "face"; --neutral uses both texts verbatim); α defaults to the pack's
+strength, β to the pack's threshold (automatic when unset). mapper (or --mapper NAME): ŵ = w + α·0.1·M(w),
+α defaults to 1. α may be negative (away from the text), |α| ≤ 50. See docs/engine.md.`;
+
+export const TEXT_FLAGS = { prompt: 'string', neutral: 'string', threshold: 'string' } as const;
+
+/** --threshold: a number in [0, 1] or "auto". */
+export function thresholdFlag(args: ParsedArgs): number | 'auto' | undefined {
+  const v = str(args, 'threshold');
+  if (v === undefined) return undefined;
+  if (v.trim().toLowerCase() === 'auto') return 'auto';
+  const n = num(args, 'threshold')!;
+  if (n < 0 || n > 1) throw new UsageError(`--threshold β must be in [0, 1] (typical 0.10–0.30) or auto, got ${v}`);
+  return n;
+}
+
+/** --prompt, checked for emptiness before any model loads. */
+export function promptFlag(args: ParsedArgs, command: string): string {
+  const prompt = str(args, 'prompt');
+  if (prompt === undefined) throw new UsageError(`${command} needs --prompt TEXT; see styleclip ${command} --help`);
+  if (prompt.trim() === '') throw new UsageError('--prompt is empty: describe the edit, e.g. --prompt "curly hair"');
+  return prompt;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const args = parseFlags(argv, { ...PACK_FLAGS, ...SOURCE_FLAGS, ...TEXT_FLAGS, method: 'string', mapper: 'string', strength: 'string' }, 'edit');
+  if (args.help) {
+    console.log(usage);
+    return 0;
+  }
+  const prompt = promptFlag(args, 'edit');
+  const methodText = str(args, 'method') ?? (str(args, 'mapper') !== undefined ? 'mapper' : 'global');
+  if (methodText !== 'global' && methodText !== 'mapper') throw new UsageError(`--method must be global or mapper, got "${methodText}"`);
+  const method: Method = methodText;
+  if (method === 'global' && str(args, 'mapper') !== undefined) throw new UsageError('--mapper needs --method mapper');
+  const threshold = thresholdFlag(args);
+  if (method === 'mapper' && (threshold !== undefined || str(args, 'neutral') !== undefined)) {
+    throw new UsageError('--threshold and --neutral apply to the global method only');
+  }
+  const strengthFlag = num(args, 'strength');
+  if (strengthFlag !== undefined) asUsage(() => validateStrength(strengthFlag));
+  checkSource(args, 'edit');
+  await checkOutputs(args, 'edit');
+  requireStr(args, 'pack', 'edit');
+
+  const engine = await openFromArgs(args, 'edit');
+  try {
+    const strength = strengthFlag ?? (method === 'global' ? engine.summary.defaults.strength : 1);
+    const states = await sourceStates(engine, args);
+    const spec: EditSpec = { method, prompt, neutral: str(args, 'neutral'), mapper: str(args, 'mapper'), strength, threshold };
+    const edited = await engine.edit(states, states.map(() => spec));
+    const info = edited[0].info;
+    console.log(
+      info.method === 'global'
+        ? `global: target "${info.target}", neutral "${info.neutral}", strength ${info.strength}, threshold ${info.threshold}, channels: ${info.channels}`
+        : `mapper: ${info.mapper}, strength ${info.strength}`,
+    );
+    const outStates = edited.map((e) => e.state);
+    const images = await engine.render(outStates);
+    for (const line of await writeOutputs(engine, args, outStates, images)) console.log(line);
+    return 0;
+  } finally {
+    await engine.close();
+  }
+}

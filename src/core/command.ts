@@ -1,0 +1,51 @@
+// What a command file in top-level commands/ exports, and the services the core lends it.
+import type { CommandDefinition, CommandReply, InvocationContext, ReplyTarget } from './types.ts';
+import type { PackCatalog, PackInfo } from './packs.ts';
+import type { ServerSettings, SettingsService } from './settings.ts';
+import type { EditJobData, ResultMeta } from '../jobs/types.ts';
+import type { InFlightJob } from '../jobs/queue.ts';
+
+export type OptionValues = Record<string, string | number | boolean>;
+
+export interface CommandArgs {
+  subcommand?: string;
+  options: OptionValues;
+}
+
+export interface CommandServices {
+  settings: SettingsService;
+  packs: PackCatalog;
+  /** `<platform>:<serverId or dm>`. */
+  scope(ctx: InvocationContext): string;
+  /** Settings of the invoking server, and its pack. */
+  serverSettings(ctx: InvocationContext): Promise<{ settings: ServerSettings; pack: PackInfo }>;
+  /** Caps, idempotency, queueing: the reply says the position, or why the job was refused. */
+  submit(data: EditJobData): Promise<CommandReply>;
+  /** A stored job record (any state; gone after the result TTL). */
+  job(jobId: string): Promise<EditJobData | null>;
+  result(jobId: string): Promise<ResultMeta | null>;
+  jobForMessage(ctx: InvocationContext, messageKey: string): Promise<string | null>;
+  inFlight(): Promise<InFlightJob[]>;
+  /** The invoking user's latest finished job ids, newest first. */
+  recentResults(ctx: InvocationContext): Promise<string[]>;
+  cancel(jobId: string): Promise<'cancelled' | 'cancelling' | 'finished'>;
+  commands(): CommandDefinition[];
+  /** Per-run job id: `<platform>-<requestId>` made safe for BullMQ. */
+  jobId(ctx: InvocationContext): string;
+}
+
+export interface Command {
+  definition: CommandDefinition;
+  run(args: CommandArgs, ctx: InvocationContext, services: CommandServices, target: ReplyTarget): Promise<CommandReply>;
+  /** Suggestions for an option marked `autocomplete`. */
+  autocomplete?(option: string, partial: string, ctx: InvocationContext, services: CommandServices): Promise<string[]>;
+}
+
+/** A refusal the user should read (bad option, blocked word, over a limit…). */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+export function refuse(text: string): CommandReply {
+  return { text, ephemeral: true, error: true };
+}

@@ -1,0 +1,187 @@
+// Per-server settings (Discord guild, Slack team, playground), persisted in the store; every change is audited.
+import type { Logger } from '../log.ts';
+import { getJSON, setJSON, type Store } from '../jobs/store.ts';
+import { keys } from '../jobs/types.ts';
+import type { PackCatalog } from './packs.ts';
+import { MAX_STRENGTH } from '../engine/types.ts';
+
+export type MethodSetting = 'auto' | 'global' | 'mapper';
+
+export interface ServerSettings {
+  /** Pack name; null = the deployment's default pack. */
+  pack: string | null;
+  method: MethodSetting;
+  strengthMin: number;
+  strengthMax: number;
+  /** null = the pack's default. */
+  strengthDefault: number | null;
+  /** null = the pack's default; 'auto' = the official automatic β. */
+  threshold: number | 'auto' | null;
+  blockedWords: string[];
+  /** Channel ids where /styleclip may run; empty = everywhere. */
+  channels: string[];
+  userRunning: number;
+  userWaiting: number;
+  serverRunning: number;
+  serverWaiting: number;
+}
+
+// Generous enough for a small community (Midjourney: 3 running + 10 waiting per user).
+export const DEFAULT_SETTINGS: ServerSettings = {
+  pack: null,
+  method: 'auto',
+  strengthMin: -10,
+  strengthMax: 10,
+  strengthDefault: null,
+  threshold: null,
+  blockedWords: [],
+  channels: [],
+  userRunning: 3,
+  userWaiting: 10,
+  serverRunning: 12,
+  serverWaiting: 100,
+};
+
+/** Setting names as users type them, with how to parse and check each. */
+export const SETTING_KEYS = [
+  'pack',
+  'method',
+  'strength-min',
+  'strength-max',
+  'strength-default',
+  'threshold',
+  'channels',
+  'user-running',
+  'user-waiting',
+  'server-running',
+  'server-waiting',
+] as const;
+export type SettingKey = (typeof SETTING_KEYS)[number];
+
+export class SettingsError extends Error {
+  override name = 'SettingsError';
+}
+
+function num(key: string, value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n)) throw new SettingsError(`${key} must be a number, got "${value}".`);
+  return n;
+}
+
+export { MAX_STRENGTH };
+
+/** A strength bound: jobs outside ±MAX_STRENGTH would be queued only to fail in the worker. */
+function strength(key: string, value: string): number {
+  const n = num(key, value);
+  if (Math.abs(n) > MAX_STRENGTH) throw new SettingsError(`${key} must be from -${MAX_STRENGTH} to ${MAX_STRENGTH}, got ${n}.`);
+  return n;
+}
+
+function limit(key: string, value: string): number {
+  const n = num(key, value);
+  if (!Number.isInteger(n) || n < 0 || n > 10_000) throw new SettingsError(`${key} must be a whole number from 0 to 10000.`);
+  return n;
+}
+
+const isDefault = (value: string) => ['default', 'none', ''].includes(value.trim().toLowerCase());
+
+/** Applies `key = value` to a copy of `s`, or throws a SettingsError that says what is wrong. */
+export function applySetting(s: ServerSettings, key: string, value: string, packs: PackCatalog): ServerSettings {
+  const next = { ...s };
+  switch (key as SettingKey) {
+    case 'pack': {
+      if (isDefault(value)) next.pack = null;
+      else if (!packs.get(value)) {
+        throw new SettingsError(`No pack named "${value}". Available: ${packs.list().map((p) => p.name).join(', ')}.`);
+      } else next.pack = value;
+      break;
+    }
+    case 'method':
+      if (!['auto', 'global', 'mapper'].includes(value)) throw new SettingsError('method must be auto, global or mapper.');
+      next.method = value as MethodSetting;
+      break;
+    case 'strength-min':
+      next.strengthMin = strength(key, value);
+      break;
+    case 'strength-max':
+      next.strengthMax = strength(key, value);
+      break;
+    case 'strength-default':
+      next.strengthDefault = isDefault(value) ? null : strength(key, value);
+      break;
+    case 'threshold': {
+      if (isDefault(value)) next.threshold = null;
+      else if (value === 'auto') next.threshold = 'auto';
+      else {
+        const t = num(key, value);
+        if (t < 0 || t > 1) throw new SettingsError('threshold must be from 0 to 1, "auto" or "default".');
+        next.threshold = t;
+      }
+      break;
+    }
+    case 'channels':
+      next.channels = ['all', 'any', '*'].includes(value.trim().toLowerCase())
+        ? []
+        : value
+            .split(/[\s,]+/)
+            .map((c) => c.replace(/^<#(\w+)(\|.*)?>$/, '$1').replace(/^#/, ''))
+            .filter(Boolean);
+      break;
+    case 'user-running':
+      next.userRunning = limit(key, value);
+      break;
+    case 'user-waiting':
+      next.userWaiting = limit(key, value);
+      break;
+    case 'server-running':
+      next.serverRunning = limit(key, value);
+      break;
+    case 'server-waiting':
+      next.serverWaiting = limit(key, value);
+      break;
+    default:
+      throw new SettingsError(`Unknown setting "${key}". Settings: ${SETTING_KEYS.join(', ')}.`);
+  }
+  checkSettings(next);
+  return next;
+}
+
+export function checkSettings(s: ServerSettings) {
+  if (s.strengthMin > s.strengthMax) {
+    throw new SettingsError(`strength-min (${s.strengthMin}) must not be above strength-max (${s.strengthMax}).`);
+  }
+  if (s.strengthDefault !== null && (s.strengthDefault < s.strengthMin || s.strengthDefault > s.strengthMax)) {
+    throw new SettingsError(`strength-default (${s.strengthDefault}) must be within ${s.strengthMin}…${s.strengthMax}.`);
+  }
+}
+
+export interface SettingsChange {
+  at: string;
+  by: { id: string; name?: string };
+  change: string;
+}
+
+export class SettingsService {
+  constructor(
+    private readonly store: Store,
+    private readonly log: Logger,
+  ) {}
+
+  async get(scope: string): Promise<ServerSettings> {
+    const saved = await getJSON<Partial<ServerSettings>>(this.store, keys.settings(scope));
+    return { ...DEFAULT_SETTINGS, ...saved };
+  }
+
+  /** Saves new settings and records who changed what. */
+  async save(scope: string, next: ServerSettings, by: { id: string; name?: string }, change: string) {
+    checkSettings(next);
+    await setJSON(this.store, keys.settings(scope), next);
+    const entry: SettingsChange = { at: new Date().toISOString(), by, change };
+    await this.store.push(keys.settingsLog(scope), JSON.stringify(entry), 200);
+    this.log.info({ scope, by, change }, 'settings changed');
+  }
+
+  async history(scope: string, count = 10): Promise<SettingsChange[]> {
+    return (await this.store.list(keys.settingsLog(scope), count)).map((s) => JSON.parse(s) as SettingsChange);
+  }
+}

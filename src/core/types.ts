@@ -1,0 +1,117 @@
+// Contract between the platform adapters (Discord, Slack, playground) and the bot core.
+// Adapters translate platform events into these shapes and back; they never run models.
+
+export type Platform = 'discord' | 'slack' | 'playground';
+
+/** Who invoked, where. `serverId` is the Discord guild / Slack team; null in a DM. */
+export interface InvocationContext {
+  platform: Platform;
+  serverId: string | null;
+  channelId: string;
+  user: { id: string; name?: string };
+  /** What the platform says about the user (Discord ManageGuild, Slack is_admin/is_owner, config list). */
+  isPlatformAdmin: boolean;
+  /** A platform id unique to this invocation (interaction id, trigger id…): makes job ids idempotent. */
+  requestId: string;
+  /** The platform message this command replies to (Slack thread parent ts, Discord referenced message id, playground
+   * message id), if any: `/styleclip` then edits that message's result. Same key as `linkMessage`. */
+  replyToMessageKey?: string;
+}
+
+export type OptionType = 'string' | 'number' | 'integer' | 'boolean';
+
+export interface CommandOption {
+  name: string;
+  description: string;
+  type: OptionType;
+  required?: boolean;
+  choices?: { name: string; value: string | number }[];
+  min?: number;
+  max?: number;
+  maxLength?: number;
+  /** Suggestions come from `BotCore.autocomplete`. */
+  autocomplete?: boolean;
+}
+
+export interface CommandDefinition {
+  /** e.g. "styleclip", "styleclip-admin". */
+  name: string;
+  description: string;
+  /** Sub-commands, for admin-style commands (Discord subcommands); leaf commands use `options`. */
+  subcommands?: { name: string; description: string; options: CommandOption[] }[];
+  options: CommandOption[];
+  /** Requires admin rights (Discord: default_member_permissions = ManageGuild; re-checked by the core). */
+  adminOnly?: boolean;
+  /** The option that takes the rest of a free-text line ("curly hair" in `/styleclip curly hair`). */
+  freeTextOption?: string;
+  /** Replies are only for the invoker (help, info): Discord defers these ephemerally (admin commands always are). */
+  privateReply?: boolean;
+}
+
+/** Input of one command: typed options (Discord) or free text (Slack, playground), never both. */
+export type CommandInput =
+  | { kind: 'options'; subcommand?: string; options: Record<string, string | number | boolean> }
+  | { kind: 'text'; text: string };
+
+/** What the user sees right away. `error` replies are shown as errors (ephemeral / red embed). */
+export interface CommandReply {
+  text: string;
+  ephemeral?: boolean;
+  error?: boolean;
+  /** Set when a job was queued: the adapter shows progress and the result for it. */
+  job?: { id: string; position: number };
+}
+
+/** Where a job's result goes; stored with the job so any bot instance can deliver it. */
+export interface ReplyTarget {
+  platform: Platform;
+  channelId: string;
+  /** Platform message the adapter will edit (Discord message id, Slack ts, playground message id). */
+  messageId?: string;
+  /** Slack thread ts, Discord thread id… */
+  threadId?: string;
+}
+
+export type JobStatus = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
+
+export interface JobUpdate {
+  jobId: string;
+  status: JobStatus;
+  /** Queue position while queued (1 = next). */
+  position?: number;
+  /** 0..100 while running. */
+  progress?: number;
+  /** Human-readable caption (completed) or error message (failed). */
+  text: string;
+  target: ReplyTarget;
+  requesterId: string;
+}
+
+export interface ResultImage {
+  bytes: Buffer;
+  mime: 'image/png' | 'image/webp' | 'image/jpeg';
+  filename: string;
+}
+
+export type Nudge = 'stronger' | 'weaker' | 'delete';
+
+/** The bot core as the adapters see it. */
+export interface BotCore {
+  commands(): CommandDefinition[];
+  invoke(name: string, input: CommandInput, ctx: InvocationContext, target: ReplyTarget): Promise<CommandReply>;
+  autocomplete(name: string, option: string, partial: string, ctx: InvocationContext): Promise<string[]>;
+  /** A reaction/button on a result. Ignored (null) unless `userId` requested the job; deduped by `dedupeKey`. */
+  nudge(jobId: string, nudge: Nudge, userId: string, dedupeKey: string, target: ReplyTarget): Promise<CommandReply | null>;
+  /** Image of a completed job, re-encoded (WebP, JPEG, smaller) until it fits `maxBytes`. */
+  resultImage(jobId: string, maxBytes?: number): Promise<ResultImage | null>;
+  /** Job updates for one platform; returns an unsubscribe function. */
+  onUpdate(platform: Platform, listener: (update: JobUpdate) => void | Promise<void>): () => void;
+  /** Remember that a platform message shows a job, so reactions on it find the job (persists with Redis). */
+  linkMessage(platform: Platform, messageKey: string, jobId: string): Promise<void>;
+  jobForMessage(platform: Platform, messageKey: string): Promise<string | null>;
+}
+
+/** What an adapter's start function returns (`startDiscordAdapter(core, env)`, `startSlackAdapter(core, env)`). */
+export interface AdapterHandle {
+  close(): Promise<void>;
+}

@@ -1,0 +1,87 @@
+// What a job carries from the bot to a worker, and what comes back. No secrets in here: it is stored as plain text.
+import type { Platform, ReplyTarget } from '../core/types.ts';
+import type { EditInfo, EditSpec } from '../engine/types.ts';
+
+export type JobSource = { kind: 'seed'; seed: number } | { kind: 'result'; jobId: string };
+
+export interface EditJobData {
+  jobId: string;
+  platform: Platform;
+  /** `<platform>:<serverId or dm>`: the scope whose settings and caps apply. */
+  scope: string;
+  requesterId: string;
+  target: ReplyTarget;
+  /** Pack name (the worker resolves it to a folder). */
+  pack: string;
+  spec: EditSpec;
+  source: JobSource;
+  submittedAt: number;
+  /** The job this one nudges (➕/➖). */
+  parentJobId?: string;
+  /**
+   * Lower runs first (≥ 1, default 1; equal priorities in order of arrival). The core gives a user's
+   * n-th job in flight priority n, so one user's burst does not hold up everyone else.
+   */
+  priority?: number;
+}
+
+export interface ResultTimings {
+  /** Submission until a worker picked the job. */
+  queueMs: number;
+  /** Engine time of the batch (sample + edit + render). */
+  engineMs: number;
+  encodeMs: number;
+  batchSize: number;
+}
+
+export interface ResultMeta {
+  jobId: string;
+  pack: string;
+  untrained: boolean;
+  resolution: number;
+  info: EditInfo;
+  source: JobSource;
+  /** Seed of the face the edit started from (inherited through follow-up edits). */
+  seed?: number;
+  /** Style channel count, so follow-ups can read the stored ΔS. */
+  styleChannels: number;
+  timings: ResultTimings;
+  completedAt: number;
+}
+
+/** Events the queue reports about a job; the bot turns them into JobUpdates. */
+export type QueueEvent =
+  | { type: 'active'; jobId: string }
+  | { type: 'progress'; jobId: string; progress: number }
+  | { type: 'completed'; jobId: string }
+  | { type: 'failed'; jobId: string; reason: string };
+
+/** A failure that retrying will not fix (bad prompt, expired source…): its message goes to the user. */
+export class PermanentJobError extends Error {
+  constructor(
+    public readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'PermanentJobError';
+  }
+}
+
+export const CANCELLED_MESSAGE = 'Cancelled.';
+
+/** Store keys, in one place. */
+export const keys = {
+  job: (id: string) => `job:${id}`,
+  resultMeta: (id: string) => `result:${id}:meta`,
+  resultPng: (id: string) => `result:${id}:png`,
+  resultWplus: (id: string) => `result:${id}:wplus`,
+  resultDelta: (id: string) => `result:${id}:delta`,
+  cancel: (id: string) => `cancel:${id}`,
+  claim: (id: string, what: string) => `claim:${id}:${what}`,
+  link: (platform: string, messageKey: string) => `link:${platform}:${messageKey}`,
+  nudge: (dedupeKey: string) => `nudge:${dedupeKey}`,
+  /** A user's latest finished job ids (newest first), for `source` suggestions. */
+  recent: (platform: string, userId: string) => `recent:${platform}:${userId}`,
+  settings: (scope: string) => `settings:${scope}`,
+  settingsLog: (scope: string) => `settings-log:${scope}`,
+};

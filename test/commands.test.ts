@@ -1,0 +1,150 @@
+// Commands: text syntax, validation against server settings, admin rights. Refusals never reach the worker.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseInput } from '../src/core/parse.ts';
+import type { Bot } from '../src/core/bot.ts';
+import styleclip, { blockedWordIn } from '../commands/styleclip.ts';
+import admin from '../commands/styleclip-admin.ts';
+import { MAX_STRENGTH } from '../src/core/settings.ts';
+import { MAX_STRENGTH as ENGINE_MAX_STRENGTH } from '../src/engine/index.ts';
+import { ctxFor, makeTestBot, targetFor } from './helpers/core-bot.ts';
+import type { CommandInput, InvocationContext } from '../src/core/types.ts';
+
+describe('text syntax', () => {
+  const def = styleclip.definition;
+
+  it('splits prompt words from name:value options and coerces types', () => {
+    expect(parseInput(def, { kind: 'text', text: 'curly hair strength:3 seed:7' })).toEqual({
+      subcommand: undefined,
+      options: { prompt: 'curly hair', strength: 3, seed: 7 },
+    });
+    expect(parseInput(def, { kind: 'text', text: 'smile neutral:"a face" threshold:0.2 method:global' }).options).toEqual({
+      prompt: 'smile',
+      neutral: 'a face',
+      threshold: 0.2,
+      method: 'global',
+    });
+    // "style: punk" has a space after the colon: prompt text, not an option.
+    expect(parseInput(def, { kind: 'text', text: 'style: punk' }).options).toEqual({ prompt: 'style: punk' });
+  });
+
+  it('refuses unknown options, bad values, duplicates and a missing prompt with a message naming the problem', () => {
+    const err = (text: string) => {
+      try {
+        parseInput(def, { kind: 'text', text });
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return 'no error';
+    };
+    expect(err('hair colour:red')).toMatch(/^Unknown option "colour:"\. Options: method:, strength:/);
+    expect(err('hair strength:lots')).toBe('Option strength must be a number, got "lots".');
+    expect(err('hair seed:1.5')).toBe('Option seed must be a whole number, got "1.5".');
+    expect(err('hair threshold:2')).toBe('Option threshold must be at most 1, got 2.');
+    expect(err('hair method:magic')).toBe('Option method must be one of auto, global, mapper; got "magic".');
+    expect(err('hair seed:1 seed:2')).toBe('Option seed is given twice.');
+    expect(err('strength:2')).toBe('Missing prompt.');
+    expect(err('x'.repeat(201))).toMatch(/too long/);
+  });
+
+  it('fills sub-command options in order, the last taking the rest, and checks typed options too', () => {
+    expect(parseInput(admin.definition, { kind: 'text', text: 'set strength-max 8' })).toEqual({
+      subcommand: 'set',
+      options: { key: 'strength-max', value: '8' },
+    });
+    expect(parseInput(admin.definition, { kind: 'text', text: 'block bad word, other' }).options).toEqual({ words: 'bad word, other' });
+    expect(() => parseInput(admin.definition, { kind: 'text', text: 'explode' })).toThrow('Unknown sub-command "explode"');
+    expect(() => parseInput(admin.definition, { kind: 'text', text: 'set colour red' })).toThrow(/key must be one of/);
+    expect(() => parseInput(def, { kind: 'options', options: { prompt: 'x', bogus: 1 } })).toThrow('Unknown option "bogus".');
+    expect(parseInput(def, { kind: 'options', options: { prompt: 'x', strength: 2 } }).options).toEqual({ prompt: 'x', strength: 2 });
+  });
+
+  it('matches blocked words as whole words in any case', () => {
+    expect(blockedWordIn('Very BAD hair', ['bad'])).toBe('bad');
+    expect(blockedWordIn('badger hair', ['bad'])).toBeUndefined();
+    expect(blockedWordIn('a red hat on', ['red hat'])).toBe('red hat');
+  });
+});
+
+describe('validation through the core', () => {
+  let bot: Bot;
+  const adminCtx = () => ctxFor('root', { isPlatformAdmin: true });
+  const run = (name: string, text: string, ctx: InvocationContext = ctxFor('alice')) =>
+    bot.invoke(name, { kind: 'text', text } as CommandInput, ctx, targetFor(ctx));
+
+  beforeAll(async () => {
+    bot = await makeTestBot();
+    await run('styleclip-admin', 'set strength-max 6', adminCtx());
+    await run('styleclip-admin', 'block forbidden, red hat', adminCtx());
+  });
+  afterAll(() => bot.close());
+
+  it('refuses bad requests with a clear message and queues nothing', async () => {
+    const refusals: [string, string, RegExp][] = [
+      ['styleclip', 'curly hair colour:red', /^Unknown option "colour:"/],
+      ['styleclip', 'a forbidden smile', /blocked on this server/],
+      ['styleclip', 'a Red Hat', /blocked on this server/],
+      ['styleclip', 'smile strength:9', /strength 9 is outside this server's range -10 to 6/],
+      ['styleclip', 'smile method:mapper', /has no mapper for "smile"\. Mappers: curly hair/],
+      ['styleclip', 'smile seed:1 source:playground-x', /either seed or source/],
+      ['styleclip', 'smile source:playground-nothing', /No finished result with id "playground-nothing"/],
+      ['styleclip-admin', 'set strength-max 3', /^Only server admins/],
+      ['styleclip-admin', 'block anything', /^Only server admins/],
+      ['styleclip-nope', '', /^Unknown command/],
+    ];
+    for (const [name, text, expected] of refusals) {
+      const reply = await run(name, text);
+      expect(reply.error, `${name} ${text}`).toBe(true);
+      expect(reply.ephemeral).toBe(true);
+      expect(reply.text).toMatch(expected);
+      expect(reply.job).toBeUndefined();
+    }
+    expect(await bot.queue.inFlight()).toEqual([]);
+    expect(bot.workerStats()).toMatchObject({ jobs: 0, batches: 0 });
+    // The non-admin attempt changed nothing.
+    expect((await run('styleclip-admin', 'show')).text).toContain('strength: -10 to 6');
+  });
+
+  it('refuses in channels the admin did not enable, and admin settings in DMs', async () => {
+    await run('styleclip-admin', 'set channels c9, c10', adminCtx());
+    const reply = await run('styleclip', 'smile');
+    expect(reply).toMatchObject({ error: true, text: expect.stringMatching(/not enabled in this channel.*c9, c10/) });
+    await run('styleclip-admin', 'set channels all', adminCtx());
+    const dm = await run('styleclip-admin', 'set method global', ctxFor('root', { isPlatformAdmin: true, serverId: null }));
+    expect(dm).toMatchObject({ error: true, text: expect.stringMatching(/not a DM/) });
+    expect(await bot.queue.inFlight()).toEqual([]);
+  });
+
+  it('checks setting values and keeps bounds consistent', async () => {
+    const a = adminCtx();
+    expect((await run('styleclip-admin', 'set strength-min 7', a)).text).toMatch(/strength-min \(7\) must not be above strength-max \(6\)/);
+    expect((await run('styleclip-admin', 'set threshold 3', a)).text).toMatch(/threshold must be from 0 to 1/);
+    expect((await run('styleclip-admin', 'set user-waiting -1', a)).text).toMatch(/whole number from 0 to 10000/);
+    // Beyond the engine's |α| limit a job would be queued only to fail in the worker.
+    expect((await run('styleclip-admin', 'set strength-max 60', a)).text).toMatch(/strength-max must be from -50 to 50, got 60/);
+    expect((await run('styleclip-admin', 'set strength-min -51', a)).text).toMatch(/strength-min must be from -50 to 50/);
+    expect(MAX_STRENGTH).toBe(ENGINE_MAX_STRENGTH);
+    expect((await run('styleclip-admin', 'set pack nope', a)).text).toMatch(/No pack named "nope"\. Available: testpack/);
+    const log = await run('styleclip-admin', 'log', a);
+    expect(log.text).toMatch(/root: set strength-max = 6/);
+    expect(log.text).toMatch(/root: block 2 word\(s\)/);
+    expect(log.text).not.toMatch(/forbidden/); // the words themselves stay out of the log
+  });
+
+  it('picks the mapper for a prompt that has one (method auto) and global otherwise', async () => {
+    const ctx = ctxFor('bob');
+    const mapper = await bot.invoke('styleclip', { kind: 'options', options: { prompt: 'Curly Hair', seed: 1 } }, ctx, targetFor(ctx));
+    expect(mapper.text).toMatch(/^Queued \*\*Curly Hair\*\* · mapper · strength 1 /);
+    const ctx2 = ctxFor('bob');
+    const global = await bot.invoke('styleclip', { kind: 'text', text: 'blue eyes seed:2' }, ctx2, targetFor(ctx2));
+    expect(global.text).toMatch(/^Queued \*\*blue eyes\*\* · global · strength 4\.1 · threshold auto/);
+  });
+
+  it('help and info answer privately', async () => {
+    const help = await run('styleclip-help', '');
+    expect(help).toMatchObject({ ephemeral: true });
+    expect(help.text).toContain('/styleclip curly hair');
+    expect(help.text).toContain('untrained');
+    const info = await run('styleclip-info', '', ctxFor('bob'));
+    expect(info.text).toMatch(/Your limit: 3 running \+ 10 waiting/);
+  });
+});

@@ -1,0 +1,164 @@
+// Acceptance: the real discord.js client, the real bot core and the tiny pack's real ONNX engine,
+// against the protocol-level fake Discord (REST + gateway).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import sharp from 'sharp';
+import { createBot, type Bot } from '../src/core/bot.ts';
+import type { AdapterHandle, BotCore, CommandReply } from '../src/core/types.ts';
+import { silentLogger } from '../src/log.ts';
+import { startDiscordAdapter } from '../src/adapters/discord/index.ts';
+import { FakeDiscord, Permission, type FakeMessage, type FakeUser } from './fakes/discord/fake-discord.ts';
+import { SlowProxy } from './fakes/discord/slow-proxy.ts';
+import { dropPrefix, tinyPackDir, uniquePrefix } from './helpers/core-bot.ts';
+
+const alice: FakeUser = { id: '200000000000000001', username: 'alice' };
+const bob: FakeUser = { id: '200000000000000002', username: 'bob' };
+const admin: FakeUser = { id: '200000000000000003', username: 'admin' };
+const adapterOptions = { throttleMs: 300, reactionDebounceMs: 300, logger: silentLogger };
+
+/** The core as the adapter sees it, with its nudges recorded. */
+function recordNudges(bot: Bot) {
+  const nudges: { userId: string; reply: CommandReply | null }[] = [];
+  const core: BotCore = {
+    ...bot,
+    nudge: async (jobId, nudge, userId, dedupeKey, target) => {
+      const reply = await bot.nudge(jobId, nudge, userId, dedupeKey, target);
+      nudges.push({ userId, reply });
+      return reply;
+    },
+  };
+  return { core, nudges };
+}
+
+function strengthOf(m: FakeMessage): number {
+  return Number(/strength (-?[\d.]+)/.exec(m.content)?.[1]);
+}
+
+/** Runs a slash command; resolves with the interaction id. */
+function command(discord: FakeDiscord, user: FakeUser, name: string, options: Record<string, string | number>, extra: { subcommand?: string; permissions?: bigint } = {}) {
+  return discord.runSlashCommand({ user, channelId: discord.textChannelId, name, options, ...extra });
+}
+
+async function ephemeralError(discord: FakeDiscord, id: string): Promise<string> {
+  const msg = await discord.waitFor(() => [discord.original(id), ...discord.followups(id)].find((m) => m && !m.deleted && m.embeds.length), 15_000, 'error embed');
+  expect(msg!.flags & 64).toBe(64);
+  expect(msg!.embeds[0].color).toBe(0xed4245);
+  return String(msg!.embeds[0].description);
+}
+
+describe('Discord end to end (in-process queue)', () => {
+  let discord: FakeDiscord;
+  let bot: Bot;
+  let adapter: AdapterHandle;
+  let nudges: ReturnType<typeof recordNudges>['nudges'];
+
+  beforeAll(async () => {
+    discord = await new FakeDiscord().start();
+    bot = await createBot({ packDir: tinyPackDir(), logger: silentLogger, batchWindowMs: 2 });
+    const recorded = recordNudges(bot);
+    nudges = recorded.nudges;
+    adapter = await startDiscordAdapter(recorded.core, { DISCORD_TOKEN: discord.botToken, DISCORD_API_BASE: discord.apiBase }, adapterOptions);
+  });
+
+  afterAll(async () => {
+    await adapter?.close();
+    await bot?.close();
+    await discord?.close();
+  });
+
+  it('/styleclip curly hair: deferred, edited with the image; ➕ by others does nothing, by the requester re-runs stronger', async () => {
+    const id = command(discord, alice, 'styleclip', { prompt: 'curly hair', seed: 3 });
+    const message = await discord.waitFor(() => discord.original(id)?.attachments.length && discord.original(id), 30_000, 'result');
+    expect(discord.interaction(id).callbacks.map((c) => [c.type, c.status])).toEqual([[5, 200]]);
+    expect(message.content).toContain('curly hair');
+    expect(message.content).toContain('seed 3');
+    const first = message.attachments[0];
+    const meta = await sharp(first.data).metadata();
+    expect(meta.format).toBe('png');
+    expect(meta.width).toBe(bot.packs.defaultPack.resolution);
+    await discord.waitFor(() => message.reactions.get('❌')?.includes(discord.bot.id), 5000, 'seed reactions');
+    expect([...message.reactions.keys()]).toEqual(['➕', '➖', '❌']);
+    const before = strengthOf(message);
+
+    discord.react(message.id, bob, '➕');
+    await discord.waitFor(() => nudges.some((n) => n.userId === bob.id), 10_000, "bob's nudge");
+    expect(nudges.find((n) => n.userId === bob.id)?.reply).toBeNull();
+
+    discord.react(message.id, alice, '➕');
+    discord.react(message.id, alice, '➕'); // a rapid repeat: still one job
+    await discord.waitFor(() => strengthOf(message) > before && message.attachments[0]?.id !== first.id && message.attachments.length === 1, 30_000, 'stronger result');
+    expect(nudges.filter((n) => n.userId === alice.id && n.reply?.job)).toHaveLength(1);
+    expect(message.attachments[0].data.equals(first.data)).toBe(false);
+    expect(message.deleted).toBe(false);
+  });
+
+  it("falls back to a smaller format when the PNG exceeds the channel's upload limit", async () => {
+    const id = discord.runSlashCommand({ user: admin, channelId: discord.threadId, name: 'styleclip', options: { prompt: 'curly hair', seed: 4 }, attachmentSizeLimit: 2000 });
+    const message = await discord.waitFor(() => discord.original(id)?.attachments.length && discord.original(id), 30_000, 'result');
+    const [file] = message.attachments;
+    expect(file.size).toBeLessThanOrEqual(2000);
+    expect(['webp', 'jpeg']).toContain((await sharp(file.data).metadata()).format);
+    expect(message.channelId).toBe(discord.threadId);
+  });
+
+  it('shows private replies (help) only to the invoker', async () => {
+    const id = command(discord, bob, 'styleclip-help', {});
+    const reply = await discord.waitFor(() => [discord.original(id), ...discord.followups(id)].find((m) => m && !m.deleted && m.content.includes('/styleclip')), 10_000, 'help');
+    expect(reply!.flags & 64).toBe(64);
+    expect(reply!.embeds).toEqual([]);
+  });
+
+  it("refuses a non-admin's settings change, saves an admin's", async () => {
+    const denied = command(discord, bob, 'styleclip-admin', { key: 'strength-max', value: '8' }, { subcommand: 'set' });
+    expect(await ephemeralError(discord, denied)).toMatch(/only server admins/i);
+
+    const allowed = command(discord, admin, 'styleclip-admin', { key: 'strength-max', value: '8' }, { subcommand: 'set', permissions: Permission.ManageGuild });
+    const ok = await discord.waitFor(() => discord.original(allowed)?.content.startsWith('Set strength-max') && discord.original(allowed), 10_000, 'saved');
+    expect(ok.flags & 64).toBe(64);
+    expect(ok.content).toContain('to 8');
+  });
+
+  it('answers in time and says so when the queue is full', async () => {
+    for (const key of ['server-running', 'server-waiting']) {
+      const id = command(discord, admin, 'styleclip-admin', { key, value: '0' }, { subcommand: 'set', permissions: Permission.ManageGuild });
+      await discord.waitFor(() => discord.original(id)?.content.startsWith(`Set ${key}`), 10_000, key);
+    }
+    const id = command(discord, alice, 'styleclip', { prompt: 'curly hair' });
+    expect(await ephemeralError(discord, id)).toMatch(/queue is full/i);
+    expect(discord.interaction(id).callbacks.map((c) => c.status)).toEqual([200]);
+    expect(discord.original(id)?.deleted).toBe(true);
+  });
+});
+
+describe('Discord end to end (BullMQ on a slow Redis)', () => {
+  const redis = { host: '127.0.0.1', port: 6379 };
+  const prefix = uniquePrefix('discord');
+  let proxy: SlowProxy;
+  let discord: FakeDiscord;
+  let bot: Bot;
+  let adapter: AdapterHandle;
+
+  beforeAll(async () => {
+    proxy = await new SlowProxy(redis).start();
+    discord = await new FakeDiscord().start();
+    bot = await createBot({ packDir: tinyPackDir(), redisUrl: proxy.url, prefix, worker: true, logger: silentLogger, batchWindowMs: 2 });
+    adapter = await startDiscordAdapter(bot, { DISCORD_TOKEN: discord.botToken, DISCORD_API_BASE: discord.apiBase }, adapterOptions);
+  });
+
+  afterAll(async () => {
+    await adapter?.close();
+    await bot?.close();
+    await discord?.close();
+    await proxy?.close();
+    await dropPrefix(`redis://${redis.host}:${redis.port}`, prefix);
+  });
+
+  it('defers within 3 s while each Redis round trip takes 0.6 s, then delivers the result', async () => {
+    proxy.delayMs = 300;
+    const id = command(discord, alice, 'styleclip', { prompt: 'curly hair', seed: 5 });
+    await discord.waitFor(() => discord.original(id)?.content.startsWith('Queued'), 30_000, 'queued reply');
+    proxy.delayMs = 0;
+    expect(discord.interaction(id).callbacks.map((c) => [c.type, c.status])).toEqual([[5, 200]]);
+    const message = await discord.waitFor(() => discord.original(id)?.attachments.length && discord.original(id), 30_000, 'result');
+    expect(message.content).toContain('seed 5');
+  });
+});

@@ -1,0 +1,419 @@
+// A fake Slack for end-to-end tests of the real Bolt app: the Web API methods the adapter uses,
+// the external upload URL behind files.uploadV2, response_url hooks, a Socket Mode WebSocket, and
+// a sender of signed HTTP requests (slash commands, Events API) for HTTP mode.
+// State is in memory; everything listens on 127.0.0.1.
+import { createHmac, randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { WebSocket, WebSocketServer } from 'ws';
+
+export interface FakeUser {
+  id: string;
+  name: string;
+  is_admin?: boolean;
+  is_owner?: boolean;
+  is_primary_owner?: boolean;
+}
+
+export interface FakeMessage {
+  channel: string;
+  ts: string;
+  thread_ts?: string;
+  user: string;
+  text: string;
+  /** Earlier texts, oldest first (chat.update history). */
+  edits: string[];
+  files: string[];
+  deleted: boolean;
+}
+
+export interface FakeFile {
+  id: string;
+  filename: string;
+  length: number;
+  bytes?: Buffer;
+  channel?: string;
+  thread_ts?: string;
+  /** ts of the message that shares the file in its channel. */
+  shareTs?: string;
+}
+
+export interface ApiCall {
+  method: string;
+  token: string | null;
+  args: Record<string, unknown>;
+}
+
+export interface FakeSlackOptions {
+  botToken: string;
+  appToken: string;
+  signingSecret: string;
+  teamId?: string;
+}
+
+type Json = Record<string, unknown>;
+
+export class FakeSlack {
+  readonly teamId: string;
+  readonly appId = 'A0FAKEAPP';
+  readonly botUserId = 'UBOT0001';
+  readonly botId = 'BFAKEBOT';
+  readonly users = new Map<string, FakeUser>();
+  /** channel id → member user ids (the bot included when it was invited). */
+  readonly channels = new Map<string, Set<string>>();
+  readonly messages: FakeMessage[] = [];
+  readonly files = new Map<string, FakeFile>();
+  readonly calls: ApiCall[] = [];
+  /** Bodies POSTed to response_url hooks, by hook id. */
+  readonly responses = new Map<string, Json[]>();
+  /** chat.postEphemeral messages (seen by one user only). */
+  readonly ephemerals: { channel: string; user: string; text: string; thread_ts?: string }[] = [];
+  /** Socket Mode acks by envelope id. */
+  readonly acks = new Map<string, Json>();
+  /** Web API method → the error Slack answers it with (e.g. chat.postMessage → restricted_action). */
+  readonly failures = new Map<string, string>();
+
+  private server: Server;
+  private wss = new WebSocketServer({ noServer: true });
+  private sockets = new Set<WebSocket>();
+  private tsCounter = 0;
+  private idCounter = 0;
+
+  constructor(private readonly opts: FakeSlackOptions) {
+    this.teamId = opts.teamId ?? 'T0FAKE';
+    this.users.set(this.botUserId, { id: this.botUserId, name: 'styleclip' });
+    this.server = createServer((req, res) => {
+      this.route(req, res).catch((err: unknown) => {
+        res.writeHead(500, { 'content-type': 'text/plain' });
+        res.end(String(err));
+      });
+    });
+    this.server.on('upgrade', (req, socket, head) => {
+      if (!req.url?.startsWith('/socket')) return socket.destroy();
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.onSocket(ws));
+    });
+  }
+
+  async listen(): Promise<this> {
+    this.server.listen(0, '127.0.0.1');
+    await once(this.server, 'listening');
+    return this;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  /** What SLACK_API_URL is set to. */
+  get apiUrl(): string {
+    return `${this.url}/api/`;
+  }
+
+  async close(): Promise<void> {
+    for (const ws of this.sockets) ws.terminate();
+    this.wss.close();
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  addUser(user: FakeUser): void {
+    this.users.set(user.id, user);
+  }
+
+  /** A channel with these members; pass the bot's id (`botUserId`) to have it invited. */
+  addChannel(id: string, members: string[]): void {
+    this.channels.set(id, new Set(members));
+  }
+
+  visibleMessages(channel: string): FakeMessage[] {
+    return this.messages.filter((m) => m.channel === channel && !m.deleted);
+  }
+
+  message(channel: string, ts: string): FakeMessage | undefined {
+    return this.messages.find((m) => m.channel === channel && m.ts === ts);
+  }
+
+  callsTo(method: string): ApiCall[] {
+    return this.calls.filter((c) => c.method === method);
+  }
+
+  // ---- inbound traffic to the app -------------------------------------------------------------
+
+  /** A slash command payload as Slack sends it; `response_url` points back at this fake. */
+  slashCommand(p: { command: string; text: string; user: string; channel: string }): Record<string, string> {
+    const hook = `hook-${++this.idCounter}`;
+    this.responses.set(hook, []);
+    return {
+      token: 'legacy-verification-token',
+      team_id: this.teamId,
+      team_domain: 'fake',
+      channel_id: p.channel,
+      channel_name: p.channel.toLowerCase(),
+      user_id: p.user,
+      user_name: this.users.get(p.user)?.name ?? p.user,
+      command: p.command,
+      text: p.text,
+      api_app_id: this.appId,
+      is_enterprise_install: 'false',
+      response_url: `${this.url}/hooks/${hook}`,
+      trigger_id: `${++this.idCounter}.${randomUUID()}`,
+    };
+  }
+
+  /** An Events API callback body around one event. */
+  eventCallback(event: Json, eventId = `Ev${++this.idCounter}`): Json {
+    return {
+      token: 'legacy-verification-token',
+      team_id: this.teamId,
+      api_app_id: this.appId,
+      event,
+      type: 'event_callback',
+      event_id: eventId,
+      event_time: Math.floor(Date.now() / 1000),
+      authorizations: [{ team_id: this.teamId, user_id: this.botUserId, is_bot: true, is_enterprise_install: false }],
+      is_ext_shared_channel: false,
+    };
+  }
+
+  reactionAdded(p: { user: string; reaction: string; channel: string; ts: string }): Json {
+    const item = this.message(p.channel, p.ts);
+    return {
+      type: 'reaction_added',
+      user: p.user,
+      reaction: p.reaction,
+      item_user: item?.user ?? this.botUserId,
+      item: { type: 'message', channel: p.channel, ts: p.ts },
+      event_ts: this.nextTs(),
+    };
+  }
+
+  /** Sends an envelope over every open Socket Mode connection; resolves with the app's ack. */
+  async sendEnvelope(
+    type: 'slash_commands' | 'events_api',
+    payload: Json,
+    extra: { retryAttempt?: number } = {},
+  ): Promise<Json> {
+    const [ws] = [...this.sockets].filter((s) => s.readyState === WebSocket.OPEN);
+    if (!ws) throw new Error('no Socket Mode connection');
+    const envelopeId = randomUUID();
+    const envelope: Json = { envelope_id: envelopeId, type, payload, accepts_response_payload: type !== 'events_api' };
+    if (type === 'events_api') {
+      envelope.retry_attempt = extra.retryAttempt ?? 0;
+      envelope.retry_reason = extra.retryAttempt ? 'timeout' : '';
+    }
+    ws.send(JSON.stringify(envelope));
+    return this.waitFor(() => this.acks.get(envelopeId), `ack of ${type} envelope`);
+  }
+
+  /** POSTs a request to an HTTP-mode app, signed with the signing secret unless told otherwise. */
+  async sendSigned(
+    url: string,
+    body: string,
+    contentType: 'application/json' | 'application/x-www-form-urlencoded',
+    opts: { secret?: string; timestamp?: number; retryNum?: number } = {},
+  ): Promise<{ status: number; text: string }> {
+    const ts = opts.timestamp ?? Math.floor(Date.now() / 1000);
+    const signature = signSlackRequest(opts.secret ?? this.opts.signingSecret, ts, body);
+    const headers: Record<string, string> = {
+      'content-type': contentType,
+      'x-slack-request-timestamp': String(ts),
+      'x-slack-signature': signature,
+    };
+    if (opts.retryNum) {
+      headers['x-slack-retry-num'] = String(opts.retryNum);
+      headers['x-slack-retry-reason'] = 'http_timeout';
+    }
+    const res = await fetch(url, { method: 'POST', headers, body });
+    return { status: res.status, text: await res.text() };
+  }
+
+  /** Polls until `probe` returns (or resolves to) a value that is not undefined, null or false. */
+  async waitFor<T>(probe: () => T | undefined | null | false | Promise<T | undefined | null | false>, what: string, timeoutMs = 20_000): Promise<T> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const value = await probe();
+      if (value !== undefined && value !== null && value !== false) return value;
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  // ---- server side ----------------------------------------------------------------------------
+
+  private onSocket(ws: WebSocket): void {
+    this.sockets.add(ws);
+    ws.on('close', () => this.sockets.delete(ws));
+    ws.on('message', (data) => {
+      const msg = JSON.parse(String(data)) as Json;
+      if (typeof msg.envelope_id === 'string') this.acks.set(msg.envelope_id, (msg.payload as Json) ?? {});
+    });
+    ws.send(JSON.stringify({ type: 'hello', num_connections: 1, connection_info: { app_id: this.appId } }));
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', this.url);
+    const raw = await readBody(req);
+    if (url.pathname.startsWith('/api/')) {
+      const method = url.pathname.slice('/api/'.length);
+      const args = parseArgs(raw, req.headers['content-type'] ?? '');
+      const auth = req.headers.authorization;
+      const token = auth?.startsWith('Bearer ') ? auth.slice(7) : typeof args.token === 'string' ? args.token : null;
+      this.calls.push({ method, token, args });
+      return sendJson(res, this.api(method, token, args));
+    }
+    if (url.pathname.startsWith('/upload/')) {
+      const file = this.files.get(url.pathname.slice('/upload/'.length));
+      if (!file) return sendText(res, 404, 'unknown upload');
+      // @slack/web-api posts the bytes as multipart/form-data; accept a raw body as well.
+      const type = req.headers['content-type'] ?? '';
+      if (type.startsWith('multipart/form-data')) {
+        const form = await new Response(new Uint8Array(raw), { headers: { 'content-type': type } }).formData();
+        const part = [...form.values()].find((v): v is File => typeof v !== 'string');
+        file.bytes = part ? Buffer.from(await part.arrayBuffer()) : Buffer.alloc(0);
+      } else {
+        file.bytes = raw;
+      }
+      return sendText(res, 200, `OK - ${file.bytes.length}`);
+    }
+    if (url.pathname.startsWith('/hooks/')) {
+      const list = this.responses.get(url.pathname.slice('/hooks/'.length));
+      if (!list) return sendText(res, 404, 'unknown hook');
+      list.push(JSON.parse(raw.toString()) as Json);
+      return sendText(res, 200, 'ok');
+    }
+    sendText(res, 404, 'not found');
+  }
+
+  private api(method: string, token: string | null, a: Record<string, unknown>): Json {
+    if (method === 'apps.connections.open') {
+      if (token !== this.opts.appToken) return { ok: false, error: 'invalid_auth' };
+      return { ok: true, url: `${this.url.replace('http', 'ws')}/socket?ticket=${randomUUID()}` };
+    }
+    if (token !== this.opts.botToken) return { ok: false, error: 'invalid_auth' };
+    const failure = this.failures.get(method);
+    if (failure) return { ok: false, error: failure };
+    const channel = String(a.channel ?? a.channel_id ?? '');
+    switch (method) {
+      case 'auth.test':
+        return { ok: true, url: 'https://fake.slack.com/', team: 'Fake', user: 'styleclip', team_id: this.teamId, user_id: this.botUserId, bot_id: this.botId };
+      case 'users.info': {
+        const user = this.users.get(String(a.user));
+        return user ? { ok: true, user: { ...user, team_id: this.teamId } } : { ok: false, error: 'user_not_found' };
+      }
+      case 'chat.postMessage': {
+        const denied = this.membership(channel);
+        if (denied) return denied;
+        const parent = a.thread_ts ? this.message(channel, String(a.thread_ts)) : undefined;
+        if (a.thread_ts && !parent) return { ok: false, error: 'thread_not_found' };
+        // Like Slack, a reply to a reply goes in the parent's thread, and the answer says which thread.
+        const msg = this.post(channel, String(a.text ?? ''), parent ? (parent.thread_ts ?? parent.ts) : undefined);
+        return { ok: true, channel, ts: msg.ts, message: { type: 'message', user: this.botUserId, text: msg.text, ts: msg.ts, thread_ts: msg.thread_ts } };
+      }
+      case 'chat.postEphemeral': {
+        const denied = this.membership(channel);
+        if (denied) return denied;
+        if (!this.channels.get(channel)?.has(String(a.user))) return { ok: false, error: 'user_not_in_channel' };
+        this.ephemerals.push({ channel, user: String(a.user), text: String(a.text ?? ''), thread_ts: a.thread_ts ? String(a.thread_ts) : undefined });
+        return { ok: true, message_ts: this.nextTs() };
+      }
+      case 'chat.update': {
+        const msg = this.message(channel, String(a.ts));
+        if (!msg || msg.deleted) return { ok: false, error: 'message_not_found' };
+        if (msg.user !== this.botUserId) return { ok: false, error: 'cant_update_message' };
+        msg.edits.push(msg.text);
+        msg.text = String(a.text ?? '');
+        return { ok: true, channel, ts: msg.ts, text: msg.text };
+      }
+      case 'chat.delete': {
+        const msg = this.message(channel, String(a.ts));
+        if (!msg || msg.deleted) return { ok: false, error: 'message_not_found' };
+        msg.deleted = true;
+        return { ok: true, channel, ts: msg.ts };
+      }
+      case 'files.getUploadURLExternal': {
+        const length = Number(a.length);
+        if (!a.filename || !Number.isFinite(length) || length <= 0) return { ok: false, error: 'invalid_arguments' };
+        const id = `F${String(++this.idCounter).padStart(8, '0')}`;
+        this.files.set(id, { id, filename: String(a.filename), length });
+        return { ok: true, upload_url: `${this.url}/upload/${id}`, file_id: id };
+      }
+      case 'files.completeUploadExternal': {
+        const list = JSON.parse(String(a.files ?? '[]')) as { id: string; title?: string }[];
+        const files = list.map((f) => this.files.get(f.id));
+        if (files.some((f) => !f || !f.bytes)) return { ok: false, error: 'file_not_found' };
+        if (channel) {
+          const denied = this.membership(channel);
+          if (denied) return denied;
+          const thread = a.thread_ts ? String(a.thread_ts) : undefined;
+          if (thread && !this.message(channel, thread)) return { ok: false, error: 'thread_not_found' };
+          const share = this.post(channel, String(a.initial_comment ?? ''), thread);
+          for (const f of files as FakeFile[]) {
+            Object.assign(f, { channel, thread_ts: thread, shareTs: share.ts });
+            share.files.push(f.id);
+          }
+        }
+        // Like Slack, the completion doesn't say where the file was shared (that happens asynchronously).
+        return { ok: true, files: (files as FakeFile[]).map((f) => ({ id: f.id, title: f.filename })) };
+      }
+      case 'files.delete': {
+        const f = this.files.get(String(a.file));
+        if (!f) return { ok: false, error: 'file_not_found' };
+        this.files.delete(f.id);
+        for (const m of this.messages) if (m.files.includes(f.id)) m.deleted = true;
+        return { ok: true };
+      }
+      case 'files.info': {
+        const f = this.files.get(String(a.file));
+        if (!f) return { ok: false, error: 'file_not_found' };
+        const shares = f.channel && f.shareTs ? { public: { [f.channel]: [{ ts: f.shareTs, thread_ts: f.thread_ts }] } } : {};
+        return { ok: true, file: { id: f.id, name: f.filename, size: f.bytes?.length ?? 0, shares } };
+      }
+      default:
+        return { ok: false, error: 'unknown_method' };
+    }
+  }
+
+  private membership(channel: string): Json | null {
+    const members = this.channels.get(channel);
+    if (!members) return { ok: false, error: 'channel_not_found' };
+    if (!members.has(this.botUserId)) return { ok: false, error: 'not_in_channel' };
+    return null;
+  }
+
+  private post(channel: string, text: string, thread_ts?: string): FakeMessage {
+    const msg: FakeMessage = { channel, ts: this.nextTs(), thread_ts, user: this.botUserId, text, edits: [], files: [], deleted: false };
+    this.messages.push(msg);
+    return msg;
+  }
+
+  private nextTs(): string {
+    return `${Math.floor(Date.now() / 1000)}.${String(++this.tsCounter).padStart(6, '0')}`;
+  }
+}
+
+export function signSlackRequest(secret: string, timestamp: number, body: string): string {
+  return `v0=${createHmac('sha256', secret).update(`v0:${timestamp}:${body}`).digest('hex')}`;
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+function parseArgs(raw: Buffer, contentType: string): Record<string, unknown> {
+  if (raw.length === 0) return {};
+  if (contentType.startsWith('application/json')) return JSON.parse(raw.toString()) as Record<string, unknown>;
+  return Object.fromEntries(new URLSearchParams(raw.toString()));
+}
+
+function sendJson(res: ServerResponse, body: Json): void {
+  res.writeHead(200, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(body));
+}
+
+function sendText(res: ServerResponse, status: number, text: string): void {
+  res.writeHead(status, { 'content-type': 'text/plain' });
+  res.end(text);
+}

@@ -1,0 +1,25 @@
+// Spawns the real CLI (`node bin/styleclip.mjs …`) and collects exit code and output.
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { ROOT } from './engine-packs.ts';
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function styleclip(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(ROOT, 'bin/styleclip.mjs'), ...args], {
+      cwd: ROOT,
+      env: { ...process.env, STYLECLIP_DEVICE: '', ...env },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}

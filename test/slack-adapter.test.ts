@@ -1,0 +1,226 @@
+// The Slack adapter (real Bolt app, real bot core with the fake engine) against a fake Slack:
+// Socket Mode and HTTP mode, placeholders, uploads, reactions, retries, admin checks, signatures.
+import { readFileSync } from 'node:fs';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { readSlackConfig } from '../src/adapters/slack/config.ts';
+import { startSlackAdapter } from '../src/adapters/slack/index.ts';
+import { silentLogger } from '../src/log.ts';
+import { FakeSlack } from './fakes/slack/server.ts';
+import { COMMANDS, type Bot } from '../src/core/bot.ts';
+import { makeTestBot } from './helpers/core-bot.ts';
+import { ALICE, BOB, CHANNEL, FORM, SECRETS, slackSetup, strengthIn, type SlackSetup } from './fakes/slack/setup.ts';
+
+let setups: SlackSetup<Bot>[] = [];
+afterEach(async () => {
+  for (const s of setups) await s.close();
+  setups = [];
+});
+
+async function setup(mode: 'socket' | 'http', env: Record<string, string> = {}): Promise<SlackSetup<Bot>> {
+  const s = await slackSetup(mode, await makeTestBot(), env);
+  setups.push(s);
+  return s;
+}
+
+describe('slack adapter, Socket Mode', () => {
+  it('/styleclip curly hair → placeholder → progress edits → image in its thread', async () => {
+    const { slack, core, command, results } = await setup('socket');
+    await command(ALICE, 'curly hair');
+    const [shared] = await results(1);
+    const root = slack.message(CHANNEL, shared.thread_ts!)!;
+    expect(root.thread_ts).toBeUndefined();
+    expect(root.edits[0]).toMatch(/^:hourglass_flowing_sand: <@UALICE01> \/styleclip curly hair/);
+    expect(root.edits.some((t) => t.startsWith(':art: <@UALICE01> Running *curly hair*'))).toBe(true);
+    expect(root.text).toMatch(/^:white_check_mark: <@UALICE01> \*curly hair\*/);
+    expect(shared.text).toBe(root.text);
+    expect(slack.files.get(shared.files[0])!.bytes!.subarray(1, 4).toString()).toBe('PNG');
+    // Reactions on either message find the job.
+    const jobId = await core.jobForMessage('slack', `${CHANNEL}:${root.ts}`);
+    expect(jobId).toMatch(/^slack-/);
+    expect(await slack.waitFor(() => core.jobForMessage('slack', `${CHANNEL}:${shared.ts}`), 'file link')).toBe(jobId);
+    // Admin rights matter to admin commands only: an edit costs no users.info call (rate-limited, Tier 4).
+    expect(slack.calls.filter((c) => c.method === 'users.info')).toEqual([]);
+  });
+
+  it('➕ by the requester re-runs stronger in the thread, once per event_id; others are ignored', async () => {
+    const { slack, core, command, react, results } = await setup('socket');
+    await command(ALICE, 'curly hair');
+    const [first] = await results(1);
+    await slack.waitFor(() => core.jobForMessage('slack', `${CHANNEL}:${first.ts}`), 'file link');
+
+    await react(BOB, 'heavy_plus_sign', first.ts); // not the requester
+    const eventId = await react(ALICE, 'heavy_plus_sign', first.ts);
+    await react(ALICE, 'heavy_plus_sign', first.ts, { eventId, retry: 1 }); // Slack's redelivery
+    const [, second] = await results(2);
+    expect(second.thread_ts).toBe(first.thread_ts);
+    expect(strengthIn(second)).toBeGreaterThan(strengthIn(first));
+    await new Promise((r) => setTimeout(r, 300)); // room for a wrongly handled duplicate to show up
+    const inThread = slack.visibleMessages(CHANNEL).filter((m) => m.thread_ts === first.thread_ts);
+    expect(inThread).toHaveLength(3); // first image, the stronger job's message, its image
+    expect(slack.callsTo('chat.delete')).toHaveLength(0);
+  });
+
+  it('➖ on the job message re-runs weaker; ❌ deletes a result', async () => {
+    const { slack, command, react, results } = await setup('socket');
+    await command(ALICE, 'blue eyes');
+    const [first] = await results(1);
+    await react(ALICE, 'heavy_minus_sign', first.thread_ts!);
+    const [, weaker] = await results(2);
+    expect(strengthIn(weaker)).toBeLessThan(strengthIn(first));
+    const weakerJobMessage = slack.visibleMessages(CHANNEL).find((m) => m.thread_ts && !m.files.length)!;
+    await react(ALICE, 'x', weakerJobMessage.ts);
+    await slack.waitFor(() => slack.message(CHANNEL, weaker.ts)!.deleted && slack.message(CHANNEL, weakerJobMessage.ts)!.deleted, 'deleted result');
+    expect(slack.message(CHANNEL, first.ts)!.deleted).toBe(false);
+  });
+
+  it('after an adapter restart, reactions on earlier results still work, in the same thread', async () => {
+    const { slack, core, command, react, results, restartAdapter } = await setup('socket');
+    await command(ALICE, 'curly hair');
+    const [first] = await results(1);
+    await slack.waitFor(() => core.jobForMessage('slack', `${CHANNEL}:${first.ts}`), 'file message link');
+    await restartAdapter();
+    await react(BOB, 'heavy_plus_sign', first.ts); // still only the requester
+    await react(ALICE, 'heavy_plus_sign', first.ts);
+    const [, stronger] = await results(2);
+    expect(stronger.thread_ts).toBe(first.thread_ts);
+    expect(strengthIn(stronger)).toBeGreaterThan(strengthIn(first));
+    expect(slack.visibleMessages(CHANNEL).filter((m) => m.thread_ts === first.thread_ts)).toHaveLength(3);
+  });
+
+  it('a nudge the core refuses is explained to the requester alone, with no message left behind', async () => {
+    const { slack, command, react, results, privateReply } = await setup('socket', { SLACK_ADMIN_USERS: ALICE });
+    expect(String((await privateReply(await command(ALICE, 'set strength-max 4.1', '/styleclip-admin'))).text)).toContain('Set strength-max');
+    await command(ALICE, 'blue eyes'); // global method, the pack's default strength 4.1: already the most
+    const [first] = await results(1);
+    await react(ALICE, 'heavy_plus_sign', first.thread_ts!);
+    const note = await slack.waitFor(() => slack.ephemerals[0], 'an ephemeral note');
+    expect(note).toMatchObject({ user: ALICE, channel: CHANNEL, thread_ts: first.thread_ts });
+    expect(note.text).toContain('Strength is already 4.1');
+    expect(slack.visibleMessages(CHANNEL).filter((m) => m.thread_ts)).toEqual([first]);
+  });
+
+  it('tells the user to invite the bot when it is not in the channel, and queues nothing', async () => {
+    const { slack, core, command, privateReply } = await setup('socket');
+    slack.addChannel('CRANDOM01', [ALICE]);
+    const reply = await privateReply(await command(ALICE, 'curly hair', '/styleclip', 'CRANDOM01'));
+    expect(reply).toMatchObject({ response_type: 'ephemeral' });
+    expect(String(reply.text)).toContain(`/invite <@${slack.botUserId}>`);
+    const dm = await privateReply(await command(ALICE, 'curly hair', '/styleclip', 'DALICEBOB')); // a DM between two people
+    expect(String(dm.text)).toContain("I can't post in this conversation");
+    expect(await core.queue.inFlight()).toHaveLength(0);
+    expect(slack.messages).toHaveLength(0);
+  });
+
+  it('tells the user when Slack refuses the placeholder for another reason, and queues nothing', async () => {
+    const { slack, core, command, privateReply } = await setup('socket');
+    slack.failures.set('chat.postMessage', 'restricted_action'); // e.g. an announcement-only channel
+    const reply = await privateReply(await command(ALICE, 'curly hair'));
+    expect(reply).toMatchObject({ response_type: 'ephemeral' });
+    expect(String(reply.text)).toMatch(/couldn't post in this channel \(restricted_action\)/);
+    expect(await core.queue.inFlight()).toHaveLength(0);
+  });
+
+  it('a refused prompt answers privately and leaves no placeholder behind', async () => {
+    const { slack, command, privateReply } = await setup('socket');
+    const reply = await privateReply(await command(ALICE, 'curly hair strength:abc'));
+    expect(reply).toMatchObject({ response_type: 'ephemeral' });
+    expect(String(reply.text)).toContain('strength must be a number');
+    expect(slack.visibleMessages(CHANNEL)).toHaveLength(0);
+  });
+
+  it('settings: workspace owners and SLACK_ADMIN_USERS may change them, others are refused', async () => {
+    const { slack, command, privateReply } = await setup('socket', { SLACK_ADMIN_USERS: 'UCONF001, UOTHER01' });
+    slack.addUser({ id: 'UOWNER01', name: 'owner', is_owner: true });
+    slack.addUser({ id: 'UADMIN01', name: 'admin', is_admin: true });
+    slack.addUser({ id: 'UCONF001', name: 'conf' });
+    const admin = async (user: string, text: string) => String((await privateReply(await command(user, text, '/styleclip-admin'))).text);
+    expect(await admin(BOB, 'set strength-max 6')).toContain('Only server admins');
+    expect(await admin(BOB, 'show')).toContain('strength: -10 to 10');
+    expect(await admin('UOWNER01', 'set strength-max 6')).toContain('strength: -10 to 6');
+    expect(await admin('UCONF001', 'set strength-min -5')).toContain('strength: -5 to 6');
+    expect(await admin('UADMIN01', 'set strength-max 7')).toContain('strength: -5 to 7');
+    expect(slack.messages).toHaveLength(0); // nothing public
+  });
+});
+
+describe('slack configuration', () => {
+  it('picks Socket Mode when an app token is set, HTTP mode otherwise', () => {
+    expect(readSlackConfig({ SLACK_BOT_TOKEN: 'xoxb-1', SLACK_APP_TOKEN: 'xapp-1', SLACK_SIGNING_SECRET: 's' }).mode).toBe('socket');
+    const http = readSlackConfig({ SLACK_BOT_TOKEN: 'xoxb-1', SLACK_SIGNING_SECRET: 's', SLACK_ADMIN_USERS: ' U1, U2 ,', SLACK_API_URL: 'http://127.0.0.1:9/api' });
+    expect(http).toMatchObject({ mode: 'http', port: 3001, apiUrl: 'http://127.0.0.1:9/api/' });
+    expect([...http.adminUsers]).toEqual(['U1', 'U2']);
+  });
+
+  it('names the variable that is missing or wrong', () => {
+    expect(() => readSlackConfig({ SLACK_APP_TOKEN: 'xapp-1' })).toThrow(/^SLACK_BOT_TOKEN: is not set/);
+    expect(() => readSlackConfig({ SLACK_BOT_TOKEN: 'xoxb-1' })).toThrow(/^SLACK_APP_TOKEN: set it for Socket Mode, or set SLACK_SIGNING_SECRET/);
+    expect(() => readSlackConfig({ SLACK_BOT_TOKEN: 'xoxb-1', SLACK_SIGNING_SECRET: 's', SLACK_PORT: 'abc' })).toThrow(/^SLACK_PORT: /);
+  });
+
+  it('fails to start with Slack\'s reason when a token is rejected', async () => {
+    const slack = await new FakeSlack(SECRETS).listen();
+    const core = { onUpdate: () => () => {}, commands: () => [] } as unknown as Bot;
+    const start = (botToken: string, appToken: string) =>
+      startSlackAdapter(core, { SLACK_BOT_TOKEN: botToken, SLACK_APP_TOKEN: appToken, SLACK_API_URL: slack.apiUrl }, { logger: silentLogger });
+    try {
+      await expect(start('xoxb-wrong', SECRETS.appToken)).rejects.toThrow(/^Slack rejected SLACK_BOT_TOKEN \(invalid_auth\)$/);
+      await expect(start(SECRETS.botToken, 'xapp-wrong')).rejects.toThrow(/^Slack rejected SLACK_APP_TOKEN \(invalid_auth\)$/);
+    } finally {
+      await slack.close();
+    }
+  });
+});
+
+describe('deploy/slack-manifest.yml', () => {
+  it('declares every core command, the reaction event and the scopes the adapter needs', () => {
+    const manifest = readFileSync('deploy/slack-manifest.yml', 'utf8');
+    const declared = [...manifest.matchAll(/^\s*- command: \/(\S+)/gm)].map((m) => m[1]);
+    expect(declared.sort()).toEqual(COMMANDS.map((c) => c.definition.name).sort());
+    expect(manifest).toMatch(/bot_events:\s*\n\s*- reaction_added/);
+    for (const scope of ['commands', 'chat:write', 'files:write', 'files:read', 'reactions:read', 'users:read']) {
+      expect(manifest).toMatch(new RegExp(`^\\s*- ${scope}\\b`, 'm'));
+    }
+  });
+});
+
+describe('slack adapter, logs', () => {
+  it('never contain tokens or secrets, even at debug level', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) });
+    const s = await slackSetup('socket', await makeTestBot(), {}, logger);
+    setups.push(s);
+    await s.command(ALICE, 'curly hair');
+    await s.results(1);
+    const text = lines.join('');
+    expect(text).toContain('slack adapter started');
+    for (const secret of [...Object.values(SECRETS), 'legacy-verification-token']) expect(text).not.toContain(secret);
+  });
+});
+
+describe('slack adapter, HTTP mode', () => {
+  it('forged or stale requests get 401 and queue nothing; signed ones work', async () => {
+    const { slack, core, eventsUrl, command, results } = await setup('http');
+    const body = new URLSearchParams(slack.slashCommand({ command: '/styleclip', text: 'curly hair', user: ALICE, channel: CHANNEL })).toString();
+    expect((await slack.sendSigned(eventsUrl, body, FORM, { secret: 'not-the-secret' })).status).toBe(401);
+    expect((await slack.sendSigned(eventsUrl, body, FORM, { timestamp: Math.floor(Date.now() / 1000) - 6 * 60 })).status).toBe(401);
+    const unsigned = await fetch(eventsUrl, { method: 'POST', headers: { 'content-type': FORM }, body });
+    expect(unsigned.status).toBe(401);
+    expect(await core.queue.inFlight()).toHaveLength(0);
+    expect(slack.messages).toHaveLength(0);
+
+    await command(ALICE, 'curly hair');
+    await results(1);
+  });
+
+  it('a retried reaction event (x-slack-retry-num) makes no second job', async () => {
+    const { slack, command, react, results } = await setup('http');
+    await command(ALICE, 'curly hair');
+    const [first] = await results(1);
+    const eventId = await react(ALICE, 'heavy_plus_sign', first.thread_ts!);
+    await react(ALICE, 'heavy_plus_sign', first.thread_ts!, { eventId, retry: 1 });
+    await results(2);
+    await new Promise((r) => setTimeout(r, 300)); // room for a wrongly handled duplicate to show up
+    expect(slack.visibleMessages(CHANNEL).filter((m) => m.thread_ts)).toHaveLength(3);
+  });
+});

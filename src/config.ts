@@ -1,5 +1,6 @@
 // Configuration from the environment (dotenv is loaded by the runtime). Every problem names its variable.
 import path from 'node:path';
+import { defaultBatchSize } from './worker/batcher.ts';
 
 export interface Config {
   port: number;
@@ -87,7 +88,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, root = process.
     device,
     playground: flag(env, 'PLAYGROUND'),
     logLevel,
-    batchSize: int(env, 'WORKER_BATCH_SIZE', 8, 1, 256),
+    batchSize: int(env, 'WORKER_BATCH_SIZE', defaultBatchSize(device), 1, 256),
     batchWindowMs: int(env, 'WORKER_BATCH_WINDOW_MS', 5, 0, 10_000),
     resultTtlS: int(env, 'RESULT_TTL_S', 7 * 24 * 3600, 60, 365 * 24 * 3600),
     redisPrefix: prefix(env),

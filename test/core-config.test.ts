@@ -14,7 +14,7 @@ describe('config', () => {
       packDir: '/repo/models/packs/tiny',
       device: 'cpu',
       playground: false,
-      batchSize: 8,
+      batchSize: 1, // no batching on a CPU
       batchWindowMs: 5,
       redisPrefix: 'styleclip',
       lockMs: 30_000,
@@ -25,7 +25,7 @@ describe('config', () => {
 
   it('reads values and names the variable of any bad one', () => {
     const c = loadConfig({ PORT: '8080', REDIS_URL: 'redis://r:6379', STYLECLIP_DEVICE: 'CUDA', PLAYGROUND: 'yes', PLAYGROUND_ADMINS: 'ann, bo', SHUTDOWN_TIMEOUT_MS: '2500' }, '/repo');
-    expect(c).toMatchObject({ shutdownTimeoutMs: 2500, port: 8080, redisUrl: 'redis://r:6379', device: 'cuda', playground: true, playgroundAdmins: ['ann', 'bo'] });
+    expect(c).toMatchObject({ shutdownTimeoutMs: 2500, port: 8080, redisUrl: 'redis://r:6379', device: 'cuda', batchSize: 8, playground: true, playgroundAdmins: ['ann', 'bo'] });
     const bad: [Record<string, string>, string][] = [
       [{ PORT: 'http' }, 'PORT: expected a whole number, got "http"'],
       [{ PORT: '70000' }, 'PORT: must be between 0 and 65535, got 70000'],

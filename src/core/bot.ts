@@ -28,6 +28,7 @@ import { defaultTuning, type JobQueue, type QueueTuning } from '../jobs/queue.ts
 import { keys, type EditJobData, type QueueEvent, type ResultMeta } from '../jobs/types.ts';
 import { createThreadExecutor } from '../worker/thread-executor.ts';
 import { startWorkerService, type WorkerService } from '../worker/service.ts';
+import { defaultBatchSize } from '../worker/batcher.ts';
 import styleclip, { describeResult, describeSpec, nudgedStrength } from '../../commands/styleclip.ts';
 import admin from '../../commands/styleclip-admin.ts';
 import help from '../../commands/styleclip-help.ts';
@@ -135,7 +136,7 @@ export async function createBot(options: BotOptions): Promise<Bot> {
         store,
         packs,
         executor,
-        batchSize: options.batchSize ?? 8,
+        batchSize: options.batchSize ?? defaultBatchSize(options.device ?? 'cpu'),
         batchWindowMs: options.batchWindowMs ?? 5,
         resultTtlS: ttl,
         metrics,

@@ -12,6 +12,15 @@ export interface BatchStats {
   items: number;
 }
 
+/**
+ * WORKER_BATCH_SIZE's default. Measured (docs/benchmarks.md): on a CPU a batch of 8 at 1024² costs more
+ * than 8 single images (onnxruntime already spreads one image over every core), so batching only slows
+ * real packs there; on a GPU a batch fills the device (TF32 at 1024²: 160 images/s in 8s, 111 singly).
+ */
+export function defaultBatchSize(device: string): number {
+  return device === 'cuda' ? 8 : 1;
+}
+
 export class Batcher {
   private readonly pending = new Map<string, Waiter[]>();
   private readonly timers = new Map<string, NodeJS.Timeout>();

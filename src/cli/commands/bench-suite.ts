@@ -1,5 +1,5 @@
-// `npm run bench`: the engine benchmark on the committed tiny pack and on a full-size random
-// pack (built once into .cache/random-1024 by the toolkit), printed as one table.
+// `npm run bench`: the engine benchmark on the committed tiny pack and on random packs at 256² and
+// full size (built once into .cache/random-256 and .cache/random-1024 by the toolkit), as one table.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -9,21 +9,24 @@ import { benchEngine, type BenchResult } from './bench.ts';
 
 export const usage = `usage: styleclip bench-suite [--runs N] [--batch N] [--device cpu|cuda] [--skip-large]
 
-Runs bench on models/packs/tiny and on .cache/random-1024 (a 1024px pack with random weights,
-built with "npm run toolkit -- random-pack --resolution 1024 --out .cache/random-1024" when missing),
-then prints a table and checks that, at full size, a cached global edit costs at most 1.10× a render.`;
+Runs bench on models/packs/tiny and on .cache/random-256 and .cache/random-1024 (packs with random
+weights in FFHQ shapes, built with "npm run toolkit -- random-pack --resolution N --out .cache/random-N"
+when missing; --skip-large leaves them out), then prints a table and checks that, at 256² and up, a
+cached global edit costs at most 1.10× a render.`;
 
 const ROOT = resolve(import.meta.dirname, '../../..');
 const TINY = resolve(ROOT, 'models/packs/tiny');
-const LARGE = resolve(ROOT, '.cache/random-1024');
+const LARGE_RESOLUTIONS = [256, 1024];
+const randomPackDir = (resolution: number) => resolve(ROOT, `.cache/random-${resolution}`);
 
-function buildLargePack(): void {
-  console.error(`building ${LARGE} (random 1024px pack, once)…`);
-  const r = spawnSync('bash', ['scripts/toolkit.sh', '-m', 'styleclip_toolkit', 'random-pack', '--resolution', '1024', '--out', LARGE], {
+function buildRandomPack(resolution: number): void {
+  const dir = randomPackDir(resolution);
+  console.error(`building ${dir} (random ${resolution}px pack, once)…`);
+  const r = spawnSync('bash', ['scripts/toolkit.sh', '-m', 'styleclip_toolkit', 'random-pack', '--resolution', String(resolution), '--out', dir], {
     cwd: ROOT,
     stdio: ['ignore', 'inherit', 'inherit'],
   });
-  if (r.status !== 0) throw new Error(`could not build ${LARGE} (toolkit exit ${r.status})`);
+  if (r.status !== 0) throw new Error(`could not build ${dir} (toolkit exit ${r.status})`);
 }
 
 const COLUMNS: (keyof BenchResult)[] = ['synthesis_ms', 'direction_ms', 'global_edit_ms', 'mapper_edit_ms', 'encode_ms', 'edits_per_s', 'load_ms'];
@@ -54,8 +57,10 @@ export async function run(argv: string[]): Promise<number> {
   if (!existsSync(resolve(TINY, 'pack.json'))) throw new UsageError(`the tiny pack is missing at ${TINY}; build it with: npm run toolkit -- tiny-pack --out models/packs/tiny`);
   const packs = [TINY];
   if (!args.flags['skip-large']) {
-    if (!existsSync(resolve(LARGE, 'pack.json'))) buildLargePack();
-    packs.push(LARGE);
+    for (const resolution of LARGE_RESOLUTIONS) {
+      if (!existsSync(resolve(randomPackDir(resolution), 'pack.json'))) buildRandomPack(resolution);
+      packs.push(randomPackDir(resolution));
+    }
   }
   const results: BenchResult[] = [];
   for (const dir of packs) {

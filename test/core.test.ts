@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { getJSON } from '../src/jobs/store.ts';
 import { PackCatalog } from '../src/core/packs.ts';
-import { keys, type EditJobData } from '../src/jobs/types.ts';
+import { keys, type EditJobData, type ResultMeta } from '../src/jobs/types.ts';
 import { collectUpdates, ctxFor, dropPrefix, makeTestBot, makeTestPack, targetFor, uniquePrefix } from './helpers/core-bot.ts';
 
 const REDIS = 'redis://127.0.0.1:6379';
@@ -282,6 +282,48 @@ describe('named packs', () => {
       expect((await updates.final(reply.job!.id)).status).toBe('completed');
       const data = await getJSON<EditJobData>(bot.store, keys.job(reply.job!.id));
       expect(data?.pack).toBe('plain');
+    } finally {
+      await bot.close();
+    }
+  });
+});
+
+describe('running caps', () => {
+  it('user-running and server-running hold in the worker: a job over a cap waits for a slot while others go ahead', async () => {
+    const bot = await makeTestBot({ batchSize: 8, batchWindowMs: 30 }); // without the caps, these would share batches
+    const updates = collectUpdates(bot);
+    const admin = ctxFor('root', { isPlatformAdmin: true });
+    const set = (text: string) => bot.invoke('styleclip-admin', { kind: 'text', text }, admin, targetFor(admin));
+    const submit = async (user: string, text: string) => {
+      const ctx = ctxFor(user);
+      return (await bot.invoke('styleclip', { kind: 'text', text }, ctx, targetFor(ctx))).job!.id;
+    };
+    /** When each job really ran: from passing its caps to its result. */
+    const spans = (ids: string[]) =>
+      Promise.all(
+        ids.map(async (id) => {
+          expect((await updates.final(id)).status).toBe('completed');
+          const meta = (await getJSON<ResultMeta>(bot.store, keys.resultMeta(id)))!;
+          const data = (await getJSON<EditJobData>(bot.store, keys.job(id)))!;
+          return [data.submittedAt + meta.timings.queueMs, meta.completedAt] as const;
+        }),
+      );
+    const overlap = (a: readonly number[], b: readonly number[]) => a[0] < b[1] && b[0] < a[1];
+    const anyOverlap = (xs: (readonly number[])[]) => xs.some((a, i) => xs.some((b, j) => i < j && overlap(a, b)));
+    try {
+      await set('set user-running 1');
+      const alice = [await submit('alice', 'slow a1'), await submit('alice', 'slow a2'), await submit('alice', 'slow a3')];
+      const bob = await submit('bob', 'slow b1');
+      const a = await spans(alice);
+      const [b] = await spans([bob]);
+      expect(anyOverlap(a)).toBe(false); // one at a time
+      expect(a.some((s) => overlap(s, b))).toBe(true); // bob did not wait behind alice's queue
+      expect(updates.updates.filter((u) => alice.includes(u.jobId) && u.status === 'failed')).toEqual([]);
+
+      await set('set user-running 3');
+      await set('set server-running 1');
+      const others = await spans([await submit('carol', 'slow c1'), await submit('dave', 'slow d1'), await submit('carol', 'slow c2')]);
+      expect(anyOverlap(others)).toBe(false);
     } finally {
       await bot.close();
     }

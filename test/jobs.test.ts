@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryQueue } from '../src/jobs/memory-queue.ts';
 import { BullQueue } from '../src/jobs/bull-queue.ts';
 import type { JobQueue } from '../src/jobs/queue.ts';
-import { PermanentJobError, type EditJobData, type QueueEvent } from '../src/jobs/types.ts';
+import { PermanentJobError, PostponeJob, type EditJobData, type QueueEvent } from '../src/jobs/types.ts';
 import { dropPrefix, uniquePrefix } from './helpers/core-bot.ts';
 import { freePort, killRedisServer, startRedisServer } from './helpers/redis-server.ts';
 
@@ -128,6 +128,32 @@ describe.each(makers)('%s queue', (_name, make) => {
     expect(events).toContainEqual({ type: 'active', jobId: 'j-ok' });
     await handle.close();
     expect(await queue.inFlight()).toEqual([]);
+  });
+
+  it('a postponed job goes back to the queue, still counts as waiting, and reruns later without using a try', async () => {
+    queue = make();
+    await queue.ready();
+    const events: QueueEvent[] = [];
+    queue.onEvent((e) => events.push(e));
+    const runs: { attempt: number; at: number; startedAt: number }[] = [];
+    let postponedAt = 0;
+    const handle = queue.process(async (j) => {
+      runs.push({ attempt: j.attempt, at: Date.now(), startedAt: j.startedAt });
+      if (runs.length === 1) {
+        postponedAt = Date.now();
+        throw new PostponeJob('its user is at the running cap', 300);
+      }
+    }, 1);
+    await queue.add(job('j-later'));
+    await until(events, () => postponedAt > 0 && runs.length === 1);
+    await new Promise((r) => setTimeout(r, 50));
+    expect((await queue.inFlight()).map((j) => [j.id, j.state])).toEqual([['j-later', 'waiting']]);
+    await until(events, (es) => es.some((e) => e.type === 'completed'));
+    expect(runs.map((r) => r.attempt)).toEqual([1, 1]);
+    expect(runs[1].at - postponedAt).toBeGreaterThanOrEqual(250);
+    expect(runs.every((r) => Math.abs(r.startedAt - r.at) < 1000)).toBe(true);
+    expect(events.filter((e) => e.type === 'failed')).toEqual([]);
+    await handle.close();
   });
 
   it('a job waiting out a retry backoff still counts as waiting and can be removed', async () => {

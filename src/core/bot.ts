@@ -194,13 +194,15 @@ export async function createBot(options: BotOptions): Promise<Bot> {
   }
 
   async function onQueueEvent(event: QueueEvent) {
-    if (event.type === 'active') schedulePositions();
+    if (event.type === 'active') {
+      // Others move up. The job itself is shown running at its first progress report: a job over its
+      // running cap goes back to the queue right after it starts.
+      schedulePositions();
+      return;
+    }
     const data = await getJSON<EditJobData>(store, keys.job(event.jobId));
     if (!data) return;
     switch (event.type) {
-      case 'active':
-        await deliver(data, { status: 'running', progress: 0, text: `Running ${describeSpec(data.spec)}…` });
-        return;
       case 'progress':
         await deliver(data, { status: 'running', progress: event.progress, text: `Running ${describeSpec(data.spec)}… ${event.progress}%` });
         return;

@@ -1,8 +1,8 @@
 // BullMQ on Redis: the queue when REDIS_URL is set. Bot and workers are separate processes that scale out.
-import { Queue, QueueEvents, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, Queue, QueueEvents, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { InFlightJob, JobHandler, JobQueue, ProcessorHandle, QueueTuning } from './queue.ts';
 import { defaultTuning, settlesWithin } from './queue.ts';
-import { PermanentJobError, type EditJobData, type QueueEvent } from './types.ts';
+import { PermanentJobError, PostponeJob, type EditJobData, type QueueEvent } from './types.ts';
 
 export const QUEUE_NAME = 'styleclip-edits';
 
@@ -85,7 +85,7 @@ export class BullQueue implements JobQueue {
     ])) as Job<EditJobData>[][];
     return [
       ...waiting.filter((j) => j?.id).map((j, i) => ({ id: j.id!, state: 'waiting' as const, data: j.data, position: i + 1 })),
-      ...active.filter((j) => j?.id).map((j) => ({ id: j.id!, state: 'active' as const, data: j.data })),
+      ...active.filter((j) => j?.id).map((j) => ({ id: j.id!, state: 'active' as const, data: j.data, startedAt: j.processedOn })),
     ];
   }
 
@@ -105,16 +105,22 @@ export class BullQueue implements JobQueue {
   process(handler: JobHandler, concurrency: number): ProcessorHandle {
     const worker = new Worker<EditJobData>(
       QUEUE_NAME,
-      async (job) => {
+      async (job, token) => {
         try {
           await handler({
             id: job.id!,
             data: job.data,
             attempt: job.attemptsMade + 1,
+            startedAt: job.processedOn ?? Date.now(),
             progress: (percent) => job.updateProgress(percent),
           });
         } catch (err) {
           if (err instanceof PermanentJobError) throw new UnrecoverableError(err.message);
+          if (err instanceof PostponeJob) {
+            // BullMQ's way to put a running job back: it waits in "delayed", then rejoins by priority.
+            await job.moveToDelayed(Date.now() + err.delayMs, token);
+            throw new DelayedError();
+          }
           throw err;
         }
       },

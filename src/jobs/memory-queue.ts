@@ -1,12 +1,13 @@
 // In-process queue for the embedded default (no Redis). Same contract as the BullMQ queue; state is lost on exit.
 import type { ActiveJob, InFlightJob, JobHandler, JobQueue, ProcessorHandle, QueueTuning } from './queue.ts';
 import { defaultTuning, settlesWithin } from './queue.ts';
-import { PermanentJobError, type EditJobData, type QueueEvent } from './types.ts';
+import { PermanentJobError, PostponeJob, type EditJobData, type QueueEvent } from './types.ts';
 
 interface Entry {
   data: EditJobData;
   attempt: number;
   priority: number;
+  startedAt?: number;
 }
 
 export class MemoryQueue implements JobQueue {
@@ -14,7 +15,7 @@ export class MemoryQueue implements JobQueue {
   private readonly active = new Map<string, Entry>();
   /** Ids queued or running: adding one again is a no-op. */
   private readonly known = new Set<string>();
-  /** Jobs waiting out a retry backoff (BullMQ's "delayed"). */
+  /** Jobs waiting out a retry backoff or a postponement (BullMQ's "delayed"). */
   private readonly retrying = new Map<string, { entry: Entry; timer: NodeJS.Timeout }>();
   private readonly listeners = new Set<(event: QueueEvent) => void>();
   private handler: JobHandler | null = null;
@@ -44,7 +45,7 @@ export class MemoryQueue implements JobQueue {
     const waiting = [...this.waiting, ...[...this.retrying.values()].map((r) => r.entry)];
     return [
       ...waiting.map((e, i) => ({ id: e.data.jobId, state: 'waiting' as const, data: e.data, position: i + 1 })),
-      ...[...this.active.values()].map((e) => ({ id: e.data.jobId, state: 'active' as const, data: e.data })),
+      ...[...this.active.values()].map((e) => ({ id: e.data.jobId, state: 'active' as const, data: e.data, startedAt: e.startedAt })),
     ];
   }
 
@@ -98,12 +99,14 @@ export class MemoryQueue implements JobQueue {
   private async run(entry: Entry, handler: JobHandler) {
     const id = entry.data.jobId;
     entry.attempt += 1;
+    entry.startedAt = Date.now();
     this.active.set(id, entry);
     this.emit({ type: 'active', jobId: id });
     const job: ActiveJob = {
       id,
       data: entry.data,
       attempt: entry.attempt,
+      startedAt: entry.startedAt,
       progress: async (progress) => this.emit({ type: 'progress', jobId: id, progress }),
     };
     try {
@@ -114,12 +117,14 @@ export class MemoryQueue implements JobQueue {
     } catch (err) {
       this.active.delete(id);
       const permanent = err instanceof PermanentJobError;
-      if (!permanent && entry.attempt < this.tuning.attempts && !this.closed) {
+      const postponed = err instanceof PostponeJob;
+      if (postponed) entry.attempt -= 1;
+      if (!this.closed && (postponed || (!permanent && entry.attempt < this.tuning.attempts))) {
         const timer = setTimeout(() => {
           this.retrying.delete(id);
           this.insert(entry);
           this.pump();
-        }, this.tuning.backoffMs * 2 ** (entry.attempt - 1));
+        }, postponed ? err.delayMs : this.tuning.backoffMs * 2 ** (entry.attempt - 1));
         this.retrying.set(id, { entry, timer });
         return;
       }

@@ -7,6 +7,8 @@ export interface InFlightJob {
   data: EditJobData;
   /** 1 = next to run; waiting jobs only. */
   position?: number;
+  /** When this run of it started (ms since the epoch); running jobs only. */
+  startedAt?: number;
 }
 
 export interface ActiveJob {
@@ -14,10 +16,12 @@ export interface ActiveJob {
   data: EditJobData;
   /** 1 on the first try. */
   attempt: number;
+  /** When this run started (ms since the epoch): orders jobs that start at once. */
+  startedAt: number;
   progress(percent: number): Promise<void>;
 }
 
-/** Throws PermanentJobError (no retry, message shown) or anything else (retried with backoff). */
+/** Throws PermanentJobError (no retry, message shown), PostponeJob (back to the queue, no try used) or anything else (retried with backoff). */
 export type JobHandler = (job: ActiveJob) => Promise<void>;
 
 export interface ProcessorHandle {

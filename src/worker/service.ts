@@ -3,10 +3,11 @@
 // is already stored is not computed again, so a job rerun after a crash gives the user exactly one result.
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
-import type { JobQueue, ProcessorHandle } from '../jobs/queue.ts';
+import type { ActiveJob, InFlightJob, JobQueue, ProcessorHandle } from '../jobs/queue.ts';
 import type { Store } from '../jobs/store.ts';
 import { getJSON, setJSON } from '../jobs/store.ts';
-import { CANCELLED_MESSAGE, keys, PermanentJobError, type EditJobData, type ResultMeta } from '../jobs/types.ts';
+import { CANCELLED_MESSAGE, keys, PermanentJobError, PostponeJob, type ResultMeta } from '../jobs/types.ts';
+import { SettingsService } from '../core/settings.ts';
 import type { PackCatalog } from '../core/packs.ts';
 import type { LatentState } from '../engine/types.ts';
 import type { EditExecutor, ExecItem } from './executor.ts';
@@ -46,7 +47,32 @@ async function loadSource(store: Store, jobId: string): Promise<{ state: LatentS
   return { state: { wplus: f32(wplus), ...(delta ? { styleDelta: f32(delta) } : {}) }, meta };
 }
 
+/** How long a job over a running-jobs cap waits before it is looked at again. */
+export const CAP_RETRY_MS = 1000;
+
+/** Whether running job `other` started before `job` (ties by id), so exactly the first ones hold the slots. */
+function startedBefore(other: InFlightJob, job: ActiveJob): boolean {
+  const at = other.startedAt ?? 0;
+  return at < job.startedAt || (at === job.startedAt && other.id < job.id);
+}
+
 export function startWorkerService(o: WorkerServiceOptions): WorkerService {
+  const settings = new SettingsService(o.store, o.log);
+
+  /**
+   * The per-user and per-server running caps (`user-running`, `server-running`), held across all workers:
+   * a job finding its user's or server's slots taken by jobs that started earlier goes back to the queue.
+   */
+  async function checkRunningCaps(job: ActiveJob) {
+    const { data } = job;
+    const [s, inFlight] = await Promise.all([settings.get(data.scope), o.queue.inFlight()]);
+    const ahead = inFlight.filter((j) => j.state === 'active' && j.id !== job.id && startedBefore(j, job));
+    const user = ahead.filter((j) => j.data.platform === data.platform && j.data.requesterId === data.requesterId).length;
+    if (user >= s.userRunning) throw new PostponeJob(`its user already has ${user} running (limit ${s.userRunning})`, CAP_RETRY_MS);
+    const server = ahead.filter((j) => j.data.scope === data.scope).length;
+    if (server >= s.serverRunning) throw new PostponeJob(`its server already has ${server} running (limit ${s.serverRunning})`, CAP_RETRY_MS);
+  }
+
   const batcher = new Batcher(o.executor, o.batchSize, o.batchWindowMs, (size, outcomes) => {
     o.metrics.batchSize.observe(size);
     // Once per batch, not per job: every item of a batch carries the batch's engine time, and its images
@@ -62,9 +88,11 @@ export function startWorkerService(o: WorkerServiceOptions): WorkerService {
   let recent: number[] = []; // completion times within the last minute
   const running = new Set<string>();
 
-  async function handle(id: string, data: EditJobData, progress: (p: number) => Promise<void>) {
+  async function handle(job: ActiveJob) {
+    const { id, data, progress } = job;
     if (await o.store.get(keys.cancel(id))) throw new PermanentJobError('cancelled', CANCELLED_MESSAGE);
     if (await o.store.get(keys.resultMeta(id))) return; // finished before a crash: nothing to redo
+    await checkRunningCaps(job);
     const pack = o.packs.get(data.pack);
     if (!pack) throw new PermanentJobError('unknown_pack', `Model pack "${data.pack}" is not installed on this worker.`);
     const pickedAt = Date.now();
@@ -107,10 +135,14 @@ export function startWorkerService(o: WorkerServiceOptions): WorkerService {
     async (job) => {
       running.add(job.id);
       try {
-        await handle(job.id, job.data, job.progress);
+        await handle(job);
         done += 1;
         recent.push(Date.now());
       } catch (err) {
+        if (err instanceof PostponeJob) {
+          o.log.debug({ jobId: job.id, reason: err.message }, 'job postponed');
+          throw err;
+        }
         const code = err instanceof PermanentJobError ? err.code : ((err as { code?: string }).code ?? 'internal');
         o.metrics.failures.inc({ cause: code });
         if (err instanceof PermanentJobError) failed += 1;

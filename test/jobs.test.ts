@@ -137,8 +137,10 @@ describe.each(makers)('%s queue', (_name, make) => {
     queue.onEvent((e) => events.push(e));
     const runs: { attempt: number; at: number; startedAt: number }[] = [];
     let postponedAt = 0;
+    let seenRunning: unknown;
     const handle = queue.process(async (j) => {
       runs.push({ attempt: j.attempt, at: Date.now(), startedAt: j.startedAt });
+      seenRunning = (await queue.running()).map((r) => [r.id, r.state, r.startedAt]);
       if (runs.length === 1) {
         postponedAt = Date.now();
         throw new PostponeJob('its user is at the running cap', 300);
@@ -153,6 +155,7 @@ describe.each(makers)('%s queue', (_name, make) => {
     expect(runs[1].at - postponedAt).toBeGreaterThanOrEqual(250);
     expect(runs.every((r) => Math.abs(r.startedAt - r.at) < 1000)).toBe(true);
     expect(events.filter((e) => e.type === 'failed')).toEqual([]);
+    expect(seenRunning).toEqual([['j-later', 'active', runs[1].startedAt]]);
     await handle.close();
   });
 

@@ -79,14 +79,16 @@ export class BullQueue implements JobQueue {
 
   async inFlight(): Promise<InFlightJob[]> {
     // Run order: unprioritized first (none of ours), then by priority, then retries waiting out a backoff.
-    const [waiting, active] = (await Promise.all([
-      this.queue.getJobs(['waiting', 'prioritized', 'delayed'], 0, -1, true),
-      this.queue.getJobs(['active'], 0, -1, true),
-    ])) as Job<EditJobData>[][];
-    return [
-      ...waiting.filter((j) => j?.id).map((j, i) => ({ id: j.id!, state: 'waiting' as const, data: j.data, position: i + 1 })),
-      ...active.filter((j) => j?.id).map((j) => ({ id: j.id!, state: 'active' as const, data: j.data, startedAt: j.processedOn })),
-    ];
+    const [waiting, active] = await Promise.all([
+      this.queue.getJobs(['waiting', 'prioritized', 'delayed'], 0, -1, true) as Promise<Job<EditJobData>[]>,
+      this.running(),
+    ]);
+    return [...waiting.filter((j) => j?.id).map((j, i) => ({ id: j.id!, state: 'waiting' as const, data: j.data, position: i + 1 })), ...active];
+  }
+
+  async running(): Promise<InFlightJob[]> {
+    const active = (await this.queue.getJobs(['active'], 0, -1, true)) as Job<EditJobData>[];
+    return active.filter((j) => j?.id).map((j) => ({ id: j.id!, state: 'active' as const, data: j.data, startedAt: j.processedOn }));
   }
 
   async removeWaiting(jobId: string) {

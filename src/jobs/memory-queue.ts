@@ -20,7 +20,8 @@ export class MemoryQueue implements JobQueue {
   private readonly listeners = new Set<(event: QueueEvent) => void>();
   private handler: JobHandler | null = null;
   private concurrency = 1;
-  private readonly running = new Set<Promise<void>>();
+  /** The handlers under way, for close(). */
+  private readonly runs = new Set<Promise<void>>();
   private closed = false;
 
   constructor(private readonly tuning: QueueTuning = defaultTuning) {}
@@ -45,8 +46,12 @@ export class MemoryQueue implements JobQueue {
     const waiting = [...this.waiting, ...[...this.retrying.values()].map((r) => r.entry)];
     return [
       ...waiting.map((e, i) => ({ id: e.data.jobId, state: 'waiting' as const, data: e.data, position: i + 1 })),
-      ...[...this.active.values()].map((e) => ({ id: e.data.jobId, state: 'active' as const, data: e.data, startedAt: e.startedAt })),
+      ...(await this.running()),
     ];
+  }
+
+  async running(): Promise<InFlightJob[]> {
+    return [...this.active.values()].map((e) => ({ id: e.data.jobId, state: 'active' as const, data: e.data, startedAt: e.startedAt }));
   }
 
   async removeWaiting(jobId: string) {
@@ -80,7 +85,7 @@ export class MemoryQueue implements JobQueue {
     return {
       close: async () => {
         this.handler = null;
-        await Promise.allSettled([...this.running]);
+        await Promise.allSettled([...this.runs]);
       },
     };
   }
@@ -89,10 +94,10 @@ export class MemoryQueue implements JobQueue {
     while (this.handler && this.active.size < this.concurrency && this.waiting.length) {
       const entry = this.waiting.shift()!;
       const run = this.run(entry, this.handler).finally(() => {
-        this.running.delete(run);
+        this.runs.delete(run);
         this.pump();
       });
-      this.running.add(run);
+      this.runs.add(run);
     }
   }
 
@@ -135,7 +140,7 @@ export class MemoryQueue implements JobQueue {
 
   async close(options: { timeoutMs?: number } = {}) {
     this.disconnect();
-    const running = Promise.allSettled([...this.running]);
+    const running = Promise.allSettled([...this.runs]);
     // Past the timeout the running jobs are left to the process exit (nothing to disconnect in memory).
     if (options.timeoutMs === undefined) await running;
     else await settlesWithin(running, options.timeoutMs);

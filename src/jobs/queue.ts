@@ -46,6 +46,8 @@ export interface JobQueue {
   add(data: EditJobData): Promise<void>;
   /** Waiting jobs in run order (with positions) and running jobs. */
   inFlight(): Promise<InFlightJob[]>;
+  /** Running jobs only (as many as the workers' concurrency: cheap enough for every job start). */
+  running(): Promise<InFlightJob[]>;
   /** Removes a waiting job (true) or returns false (running or unknown; running jobs see the cancel flag). */
   removeWaiting(jobId: string): Promise<boolean>;
   onEvent(listener: (event: QueueEvent) => void): () => void;

@@ -65,8 +65,8 @@ export function startWorkerService(o: WorkerServiceOptions): WorkerService {
    */
   async function checkRunningCaps(job: ActiveJob) {
     const { data } = job;
-    const [s, inFlight] = await Promise.all([settings.get(data.scope), o.queue.inFlight()]);
-    const ahead = inFlight.filter((j) => j.state === 'active' && j.id !== job.id && startedBefore(j, job));
+    const [s, running] = await Promise.all([settings.get(data.scope), o.queue.running()]);
+    const ahead = running.filter((j) => j.id !== job.id && startedBefore(j, job));
     const user = ahead.filter((j) => j.data.platform === data.platform && j.data.requesterId === data.requesterId).length;
     if (user >= s.userRunning) throw new PostponeJob(`its user already has ${user} running (limit ${s.userRunning})`, CAP_RETRY_MS);
     const server = ahead.filter((j) => j.data.scope === data.scope).length;

@@ -41,6 +41,12 @@ export class Metrics {
     labelNames: ['status'] as const,
     registers: [this.registry],
   });
+  readonly postponed = new Counter({
+    name: 'styleclip_jobs_postponed_total',
+    help: 'Job starts put back in the queue by a running cap (cap="user|server"); each bounce counts',
+    labelNames: ['cap'] as const,
+    registers: [this.registry],
+  });
   readonly refusals = new Counter({
     name: 'styleclip_refusals_total',
     help: 'Requests refused before queueing, by reason',

@@ -324,6 +324,15 @@ describe('running caps', () => {
       await set('set server-running 1');
       const others = await spans([await submit('carol', 'slow c1'), await submit('dave', 'slow d1'), await submit('carol', 'slow c2')]);
       expect(anyOverlap(others)).toBe(false);
+      const metrics = await bot.metricsText();
+      expect(metrics).toMatch(/styleclip_jobs_postponed_total\{cap="user"\} [1-9]/);
+      expect(metrics).toMatch(/styleclip_jobs_postponed_total\{cap="server"\} [1-9]/);
+
+      await set('set server-running 0'); // pauses: a job accepted now would never run
+      const ctx = ctxFor('erin');
+      const paused = await bot.invoke('styleclip', { kind: 'text', text: 'smile' }, ctx, targetFor(ctx));
+      expect(paused).toMatchObject({ error: true, text: 'Edits are paused on this server (an admin set server-running to 0).' });
+      expect(await bot.queue.inFlight()).toEqual([]);
     } finally {
       await bot.close();
     }

@@ -292,6 +292,12 @@ export async function createBot(options: BotOptions): Promise<Bot> {
       metrics.refusals.inc({ reason: 'server_limit' });
       return refuse(`This server's queue is full (${server.length} jobs). Try again in a little while.`);
     }
+    // A running limit of 0 pauses edits: a job accepted now would wait until an admin raises it.
+    const paused = s.serverRunning === 0 ? 'server-running' : s.userRunning === 0 ? 'user-running' : null;
+    if (paused) {
+      metrics.refusals.inc({ reason: 'paused' });
+      return refuse(`Edits are paused on this server (an admin set ${paused} to 0).`);
+    }
     data = { ...data, priority: mine.length + 1 };
     await setJSON(store, keys.job(data.jobId), data, ttl);
     try {

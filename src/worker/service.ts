@@ -68,9 +68,15 @@ export function startWorkerService(o: WorkerServiceOptions): WorkerService {
     const [s, running] = await Promise.all([settings.get(data.scope), o.queue.running()]);
     const ahead = running.filter((j) => j.id !== job.id && startedBefore(j, job));
     const user = ahead.filter((j) => j.data.platform === data.platform && j.data.requesterId === data.requesterId).length;
-    if (user >= s.userRunning) throw new PostponeJob(`its user already has ${user} running (limit ${s.userRunning})`, CAP_RETRY_MS);
+    if (user >= s.userRunning) {
+      o.metrics.postponed.inc({ cap: 'user' });
+      throw new PostponeJob(`its user already has ${user} running (limit ${s.userRunning})`, CAP_RETRY_MS);
+    }
     const server = ahead.filter((j) => j.data.scope === data.scope).length;
-    if (server >= s.serverRunning) throw new PostponeJob(`its server already has ${server} running (limit ${s.serverRunning})`, CAP_RETRY_MS);
+    if (server >= s.serverRunning) {
+      o.metrics.postponed.inc({ cap: 'server' });
+      throw new PostponeJob(`its server already has ${server} running (limit ${s.serverRunning})`, CAP_RETRY_MS);
+    }
   }
 
   const batcher = new Batcher(o.executor, o.batchSize, o.batchWindowMs, (size, outcomes) => {

@@ -142,7 +142,9 @@ for (const packDir of packs) {
       isPlatformAdmin: true,
       requestId: 'bench-admin',
     };
-    await bot.invoke('styleclip-admin', { kind: 'text', text: 'set server-waiting 1000' }, admin, { platform: 'playground', channelId: 'bench' });
+    for (const setting of ['server-waiting 1000', 'server-running 1000']) {
+      await bot.invoke('styleclip-admin', { kind: 'text', text: `set ${setting}` }, admin, { platform: 'playground', channelId: 'bench' });
+    }
     try {
       await runLevel(bot, 1, batching); // warm-up: sessions and text directions cached
       await runLevel(bot, PROMPTS.length, batching);

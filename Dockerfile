@@ -9,7 +9,7 @@
 FROM node:20-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
-RUN ONNXRUNTIME_NODE_INSTALL=skip npm ci --omit=dev --no-audit --no-fund
+RUN npm ci --omit=dev --no-audit --no-fund
 
 # ---- the application files both images run ----
 FROM scratch AS source
@@ -29,8 +29,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
 ENV NODE_ENV=production HOST=0.0.0.0 PORT=3001 STYLECLIP_DEVICE=cuda STYLECLIP_PACK=/app/models/packs/tiny
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
-# Downloads the CUDA EP binaries that the npm package does not bundle.
-RUN ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci --omit=dev --no-audit --no-fund
+# Runs onnxruntime-node's install script (.npmrc skips it) to download the CUDA EP binaries it does not bundle.
+RUN ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci --omit=dev --no-audit --no-fund --ignore-scripts=false
 COPY --from=source /app ./
 USER ubuntu
 EXPOSE 3001

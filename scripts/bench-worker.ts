@@ -1,7 +1,7 @@
 // Worker benchmark: the whole path a user waits for (command → queue → worker batch → PNG → stored result →
 // delivery), on the real engine, for 1/8/32 concurrent users, batching on vs off.
 //
-//   npx tsx scripts/bench-worker.ts [--pack DIR]... [--users 1,8,32] [--jobs-per-user 4] [--redis URL] [--device cpu|cuda] [--json FILE]
+//   npx tsx scripts/bench-worker.ts [--pack DIR]... [--users 1,8,32] [--jobs-per-user 4] [--redis URL] [--device cpu|cuda] [--window MS] [--only on|off] [--json FILE]
 //
 // Each user runs a closed loop (submit, wait for the result, repeat). Reported per row: jobs/s, p50/p95
 // latency, mean batch size, and the overhead beyond the engine's own time (latency − engine batch time):
@@ -50,6 +50,8 @@ const perUser = Number(arg('jobs-per-user', '4')[0]);
 const redisUrl = arg('redis', '')[0] || undefined;
 const device = arg('device', process.env.STYLECLIP_DEVICE ?? 'cpu')[0];
 const jsonOut = arg('json', '')[0];
+const windowMs = Number(arg('window', '5')[0]);
+const only = arg('only', '')[0];
 // Two prompts: their text directions are computed in the warm-up, then cached (as in a busy server).
 const PROMPTS = ['smiling face', 'blue eyes'];
 let request = 0;
@@ -122,7 +124,7 @@ async function runLevel(bot: Bot, users: number, batching: 'on' | 'off'): Promis
 
 const rows: Row[] = [];
 for (const packDir of packs) {
-  for (const batching of ['off', 'on'] as const) {
+  for (const batching of (['off', 'on'] as const).filter((b) => !only || b === only)) {
     const bot = await createBot({
       packDir,
       redisUrl,
@@ -130,7 +132,7 @@ for (const packDir of packs) {
       worker: true,
       device,
       batchSize: batching === 'on' ? 8 : 1,
-      batchWindowMs: 5,
+      batchWindowMs: windowMs,
       logger: silentLogger,
     });
     // Generous limits so the bench measures the worker, not the caps.

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The project's test command (`npm test`): the Python toolkit's pytest suite, then the TypeScript suite (vitest).
+# The project's test command (`npm test`): the Python toolkit's pytest suite, the TypeScript type check, then the
+# TypeScript suite (vitest).
 # Ends with one summary line "tests: N passed, N failed".
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -9,6 +10,9 @@ status=0
 bash scripts/toolkit.sh -m pytest -q -p no:cacheprovider models/toolkit/tests 2>&1 | tee .cache/pytest.log
 py_rc=${PIPESTATUS[0]}
 [ "$py_rc" -eq 0 ] || status=1
+
+# vitest runs TypeScript through esbuild, which strips types without checking them.
+if npx tsc --noEmit; then echo "typecheck: ok"; else echo "typecheck: failed"; status=1; fi
 
 npx vitest run --reporter=default --reporter=json --outputFile.json=.cache/vitest.json
 [ $? -eq 0 ] || status=1

@@ -56,7 +56,6 @@ export type QueueEvent =
   | { type: 'completed'; jobId: string }
   | { type: 'failed'; jobId: string; reason: string };
 
-/** A failure that retrying will not fix (bad prompt, expired source…): its message goes to the user. */
 /**
  * Thrown by a job handler when the job may not start yet (its user or server is at its running-jobs cap):
  * the job goes back to the queue for `delayMs`, keeping its place in the priority order and using no try.
@@ -71,6 +70,7 @@ export class PostponeJob extends Error {
   }
 }
 
+/** A failure that retrying will not fix (bad prompt, expired source…): its message goes to the user. */
 export class PermanentJobError extends Error {
   constructor(
     public readonly code: string,

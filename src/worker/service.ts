@@ -65,8 +65,8 @@ export function startWorkerService(o: WorkerServiceOptions): WorkerService {
    */
   async function checkRunningCaps(job: ActiveJob) {
     const { data } = job;
-    const [s, running] = await Promise.all([settings.get(data.scope), o.queue.running()]);
-    const ahead = running.filter((j) => j.id !== job.id && startedBefore(j, job));
+    const [s, active] = await Promise.all([settings.get(data.scope), o.queue.running()]);
+    const ahead = active.filter((j) => j.id !== job.id && startedBefore(j, job));
     const user = ahead.filter((j) => j.data.platform === data.platform && j.data.requesterId === data.requesterId).length;
     if (user >= s.userRunning) {
       o.metrics.postponed.inc({ cap: 'user' });

@@ -48,7 +48,7 @@ async function loadSource(store: Store, jobId: string): Promise<{ state: LatentS
 }
 
 /** How long a job over a running-jobs cap waits before it is looked at again. */
-export const CAP_RETRY_MS = 1000;
+const CAP_RETRY_MS = 1000;
 
 /** Whether running job `other` started before `job` (ties by id), so exactly the first ones hold the slots. */
 function startedBefore(other: InFlightJob, job: ActiveJob): boolean {

@@ -140,7 +140,8 @@ def test_stats_follow_the_tf_convention(pack):
     with torch.no_grad():
         w = w_avg + 0.5 * (gen.style(z) - w_avg)  # ψ on every W+ row
         s = styles_to_flat(w_to_styles(gen, w[:, None].repeat(1, 10, 1))).double().numpy()
-    np.testing.assert_allclose(mean, s.mean(0), rtol=1e-6, atol=1e-9)
+    # s comes from float32 forwards in batches of 128 vs one batch of 300: BLAS blocking differs by ~1e-6.
+    np.testing.assert_allclose(mean, s.mean(0), rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(std, s.std(0, ddof=0), rtol=1e-5, atol=1e-9)
     saved = np.load(pack / "directions/s_std.npy")
     assert saved.dtype == np.float32 and saved.shape == (sum(e["channels"] for e in read_pack_json(pack)["styleLayout"]),)

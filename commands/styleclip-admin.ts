@@ -1,7 +1,7 @@
 // /styleclip-admin — server settings: pack, method, strength bounds, threshold, blocked words, channels, limits.
 // Anyone may `show`; only admins (as the platform says) may change anything. Changes are audited.
 import { refuse, type Command } from '../src/core/command.ts';
-import { applySetting, DEFAULT_SETTINGS, SETTING_KEYS, type ServerSettings, SettingsError } from '../src/core/settings.ts';
+import { applySetting, DEFAULT_SETTINGS, SETTING_KEYS, type ServerSettings, SettingsError } from '../src/state/settings.ts';
 
 const keyChoices = SETTING_KEYS.map((k) => ({ name: k, value: k }));
 

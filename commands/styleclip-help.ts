@@ -1,6 +1,6 @@
 // /styleclip-help — how to use the bot.
 import type { Command } from '../src/core/command.ts';
-import { NUDGE_FACTOR } from './styleclip.ts';
+import { NUDGE_FACTOR } from '../src/core/captions.ts';
 
 const command: Command = {
   definition: { name: 'styleclip-help', description: 'How to use the StyleCLIP bot', options: [], privateReply: true },

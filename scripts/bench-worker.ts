@@ -7,10 +7,12 @@
 // latency, mean batch size, and the overhead beyond the engine's own time (latency − engine batch time):
 // queue + source lookup + PNG encode + result storage + delivery.
 import fs from 'node:fs';
-import { createBot, type Bot } from '../src/core/bot.ts';
+import { appOptions, createApp, type App } from '../src/runtime/app.ts';
+import { loadConfig } from '../src/config.ts';
 import { silentLogger } from '../src/log.ts';
-import { getJSON } from '../src/jobs/store.ts';
-import { keys, type ResultMeta } from '../src/jobs/types.ts';
+import { getJSON } from '../src/state/store.ts';
+import { type ResultMeta } from '../src/jobs/types.ts';
+import { keys } from '../src/state/keys.ts';
 import type { InvocationContext, JobUpdate } from '../src/core/types.ts';
 
 interface Row {
@@ -56,7 +58,7 @@ const only = arg('only', '')[0];
 const PROMPTS = ['smiling face', 'blue eyes'];
 let request = 0;
 
-async function runLevel(bot: Bot, users: number, batching: 'on' | 'off'): Promise<Omit<Row, 'pack' | 'resolution' | 'queue'>> {
+async function runLevel(bot: App, users: number, batching: 'on' | 'off'): Promise<Omit<Row, 'pack' | 'resolution' | 'queue'>> {
   const waiting = new Map<string, (u: JobUpdate) => void>();
   const off = bot.onUpdate('playground', (u) => {
     if (u.status === 'completed' || u.status === 'failed' || u.status === 'cancelled') waiting.get(u.jobId)?.(u);
@@ -125,16 +127,17 @@ async function runLevel(bot: Bot, users: number, batching: 'on' | 'off'): Promis
 const rows: Row[] = [];
 for (const packDir of packs) {
   for (const batching of (['off', 'on'] as const).filter((b) => !only || b === only)) {
-    const bot = await createBot({
-      packDir,
-      redisUrl,
-      prefix: `bench-${process.pid}`,
-      worker: true,
-      device,
-      batchSize: batching === 'on' ? 8 : 1,
-      batchWindowMs: windowMs,
-      logger: silentLogger,
-    });
+    const bot = await createApp(
+      appOptions(loadConfig({ STYLECLIP_DEVICE: device }), {
+        packDir,
+        redisUrl,
+        prefix: `bench-${process.pid}`,
+        worker: true,
+        batchSize: batching === 'on' ? 8 : 1,
+        batchWindowMs: windowMs,
+        logger: silentLogger,
+      }),
+    );
     // Generous limits so the bench measures the worker, not the caps.
     const admin: InvocationContext = {
       platform: 'playground',

@@ -1,21 +1,23 @@
 // The bot core end to end on the in-process queue (fake engine in a worker thread): results, nudges,
 // follow-up edits, caps, cancellation, retries, idempotency; settings persistence on Redis.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import sharp from 'sharp';
-import { LOST_IN_RESTART, RESTARTING, type Bot } from '../src/core/bot.ts';
+import { LOST_IN_RESTART, RESTARTING } from '../src/core/bot.ts';
+import type { App } from '../src/runtime/app.ts';
 import type { InvocationContext } from '../src/core/types.ts';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { getJSON } from '../src/jobs/store.ts';
-import { PackCatalog } from '../src/core/packs.ts';
-import { keys, type EditJobData, type ResultMeta } from '../src/jobs/types.ts';
+import { getJSON } from '../src/state/store.ts';
+import { PackCatalog } from '../src/engine/catalog.ts';
+import { type EditJobData, type ResultMeta } from '../src/jobs/types.ts';
+import { keys } from '../src/state/keys.ts';
 import { collectUpdates, ctxFor, dropPrefix, makeTestBot, makeTestPack, targetFor, uniquePrefix } from './helpers/core-bot.ts';
 
 const REDIS = 'redis://127.0.0.1:6379';
 
 describe('bot core, in process', () => {
-  let bot: Bot;
+  let bot: App;
   let updates: ReturnType<typeof collectUpdates>;
   const edit = (text: string, ctx: InvocationContext = ctxFor('alice')) =>
     bot.invoke('styleclip', { kind: 'text', text }, ctx, targetFor(ctx));
@@ -149,8 +151,7 @@ describe('bot core, in process', () => {
   it('deletes a finished result on ❌ from its requester', async () => {
     const reply = await edit('smile seed:5');
     await updates.final(reply.job!.id);
-    const t = { platform: 'playground' as const, channelId: 'c1' };
-    expect(await bot.nudge(reply.job!.id, 'delete', 'alice', 'del-1', t)).toEqual({ text: 'Deleted.', ephemeral: true });
+    expect(await bot.cancel(reply.job!.id, 'alice', 'del-1')).toEqual({ text: 'Deleted.', ephemeral: true });
     expect(await bot.resultImage(reply.job!.id)).toBeNull();
   });
 
@@ -160,6 +161,52 @@ describe('bot core, in process', () => {
     expect(text).toMatch(/styleclip_job_latency_seconds_count\{outcome="completed"\} [1-9]/);
     expect(text).toMatch(/styleclip_batch_size_count [1-9]/);
     expect(text).toMatch(/styleclip_job_failures_total\{cause="no_channels"\} 1/);
+  });
+});
+
+describe('nudges follow the server rules of /styleclip', () => {
+  let bot: App;
+  let updates: ReturnType<typeof collectUpdates>;
+  const root = () => ctxFor('root', { isPlatformAdmin: true });
+  const admin = (text: string) => bot.invoke('styleclip-admin', { kind: 'text', text }, root(), targetFor(root()));
+  const here = { platform: 'playground' as const, channelId: 'c1', messageId: 'nudged' };
+  beforeEach(async () => {
+    bot = await makeTestBot();
+    updates = collectUpdates(bot);
+  });
+  afterEach(() => bot.close());
+
+  async function result(text: string): Promise<string> {
+    const ctx = ctxFor('bob');
+    const reply = await bot.invoke('styleclip', { kind: 'text', text }, ctx, targetFor(ctx));
+    await updates.final(reply.job!.id);
+    return reply.job!.id;
+  }
+
+  it('refuses a ➕ on a result whose prompt an admin has blocked since', async () => {
+    const id = await result('curly hair seed:1');
+    await admin('block curly');
+    expect(await bot.nudge(id, 'stronger', 'bob', 'blocked-1', here)).toEqual({
+      text: 'Your prompt contains a word that is blocked on this server.',
+      ephemeral: true,
+      error: true,
+    });
+    expect(await bot.queue.inFlight()).toEqual([]);
+  });
+
+  it('refuses a ➕ in a channel that was removed from the allowed list', async () => {
+    const id = await result('smile seed:1');
+    await admin('set channels c2');
+    const refused = await bot.nudge(id, 'stronger', 'bob', 'channel-1', here);
+    expect(refused).toMatchObject({ error: true, text: expect.stringMatching(/not enabled in this channel.*c2/) });
+    expect(await bot.queue.inFlight()).toEqual([]);
+  });
+
+  it('plans a ➕ like /styleclip: a mapper edit stays a mapper edit at the nudged strength', async () => {
+    const id = await result('curly hair method:mapper strength:2 seed:1');
+    const stronger = await bot.nudge(id, 'stronger', 'bob', 'mapper-1', here);
+    const done = await updates.final(stronger!.job!.id);
+    expect(done.text).toMatch(/\*\*curly hair\*\* · mapper · strength 3 /);
   });
 });
 
@@ -208,7 +255,7 @@ describe('metrics', () => {
 });
 
 /** One edit from each of `users` users (user0, user1, …), submitted in order; returns the job ids. */
-async function editsFromUsers(bot: Bot, users: number, text: string): Promise<string[]> {
+async function editsFromUsers(bot: App, users: number, text: string): Promise<string[]> {
   const ids: string[] = [];
   for (let i = 0; i < users; i++) {
     const ctx = ctxFor(`user${i}`);
@@ -365,7 +412,7 @@ describe('bot core start-up', () => {
 
   it('names the missing pack.json and how to make one', async () => {
     await expect(makeTestBot({ packDir: '/nonexistent/pack' })).rejects.toThrow(
-      'Model pack /nonexistent/pack: pack.json not found. Make one with `npm run toolkit -- tiny-pack --out /nonexistent/pack`',
+      'no model pack at /nonexistent/pack (pack.json not found); build one with: npm run toolkit -- tiny-pack --out /nonexistent/pack',
     );
   });
 });

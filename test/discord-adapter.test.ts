@@ -100,7 +100,7 @@ describe('discord adapter', () => {
     core.complete(jobId);
     await discord.waitFor(() => message.attachments.length === 1, 5000, 'result');
     discord.react(message.id, bob, '❌');
-    await discord.waitFor(() => core.nudges.some((n) => n.userId === bob.id && n.jobId === jobId && n.nudge === 'delete'), 5000, 'bob ❌');
+    await discord.waitFor(() => core.nudges.some((n) => n.userId === bob.id && n.jobId === jobId && n.nudge === 'cancel'), 5000, 'bob ❌');
     expect(message.deleted).toBe(false);
     discord.react(message.id, alice, '❌');
     await discord.waitFor(() => message.deleted, 5000, 'deleted');
@@ -194,7 +194,7 @@ describe('discord adapter', () => {
       core.emit(second.jobId, { status: 'running', progress: 50 });
       await discord.waitFor(() => discord.requests.some((r) => r.status === 403), 5000, '403');
       // The job can't be shown anywhere, so it is cancelled on its requester's behalf.
-      await discord.waitFor(() => core.nudges.some((n) => n.jobId === second.jobId && n.nudge === 'delete' && n.userId === alice.id), 5000, 'cancel');
+      await discord.waitFor(() => core.nudges.some((n) => n.jobId === second.jobId && n.nudge === 'cancel' && n.userId === alice.id), 5000, 'cancel');
       const before = discord.requests.length;
       core.complete(second.jobId);
       await new Promise((r) => setTimeout(r, 300));

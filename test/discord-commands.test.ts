@@ -1,7 +1,7 @@
 // Slash command JSON from the core's definitions, and registering it (per guild / globally).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { COMMANDS } from '../src/core/bot.ts';
-import { toCommandInput, toDiscordCommands } from '../src/adapters/discord/commands.ts';
+import { COMMANDS } from '../commands/index.ts';
+import { toCommandInput, toDiscordCommands } from '../src/adapters/discord/command-json.ts';
 import { deployCommands } from '../src/adapters/discord/register.ts';
 import { FakeDiscord } from './fakes/discord/fake-discord.ts';
 import { STUB_COMMANDS } from './fakes/discord/stub-core.ts';

@@ -2,13 +2,13 @@
 // against the protocol-level fake Discord (REST + gateway).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import sharp from 'sharp';
-import { createBot, type Bot } from '../src/core/bot.ts';
+import { createApp, type App } from '../src/runtime/app.ts';
 import type { AdapterHandle, BotCore, CommandReply } from '../src/core/types.ts';
 import { silentLogger } from '../src/log.ts';
 import { startDiscordAdapter } from '../src/adapters/discord/index.ts';
 import { FakeDiscord, Permission, type FakeMessage, type FakeUser } from './fakes/discord/fake-discord.ts';
 import { SlowProxy } from './fakes/discord/slow-proxy.ts';
-import { dropPrefix, tinyPackDir, uniquePrefix } from './helpers/core-bot.ts';
+import { dropPrefix, testAppOptions, tinyPackDir, uniquePrefix } from './helpers/core-bot.ts';
 
 const alice: FakeUser = { id: '200000000000000001', username: 'alice' };
 const bob: FakeUser = { id: '200000000000000002', username: 'bob' };
@@ -16,16 +16,16 @@ const admin: FakeUser = { id: '200000000000000003', username: 'admin' };
 const adapterOptions = { throttleMs: 300, reactionDebounceMs: 300, logger: silentLogger };
 
 /** The core as the adapter sees it, with its nudges recorded. */
-function recordNudges(bot: Bot) {
+function recordNudges(bot: App) {
   const nudges: { userId: string; reply: CommandReply | null }[] = [];
-  const core: BotCore = {
-    ...bot,
-    nudge: async (jobId, nudge, userId, dedupeKey, target) => {
-      const reply = await bot.nudge(jobId, nudge, userId, dedupeKey, target);
-      nudges.push({ userId, reply });
+  // The real core, with nudge() wrapped.
+  const core: BotCore = Object.assign(Object.create(bot) as App, {
+    nudge: async (...args: Parameters<BotCore['nudge']>) => {
+      const reply = await bot.nudge(...args);
+      nudges.push({ userId: args[2], reply });
       return reply;
     },
-  };
+  });
   return { core, nudges };
 }
 
@@ -47,13 +47,13 @@ async function ephemeralError(discord: FakeDiscord, id: string): Promise<string>
 
 describe('Discord end to end (in-process queue)', () => {
   let discord: FakeDiscord;
-  let bot: Bot;
+  let bot: App;
   let adapter: AdapterHandle;
   let nudges: ReturnType<typeof recordNudges>['nudges'];
 
   beforeAll(async () => {
     discord = await new FakeDiscord().start();
-    bot = await createBot({ packDir: tinyPackDir(), logger: silentLogger, batchWindowMs: 2 });
+    bot = await createApp(testAppOptions({ packDir: tinyPackDir(), logger: silentLogger, batchWindowMs: 2 }));
     const recorded = recordNudges(bot);
     nudges = recorded.nudges;
     adapter = await startDiscordAdapter(recorded.core, { DISCORD_TOKEN: discord.botToken, DISCORD_API_BASE: discord.apiBase }, adapterOptions);
@@ -134,13 +134,13 @@ describe('Discord end to end (BullMQ on a slow Redis)', () => {
   const prefix = uniquePrefix('discord');
   let proxy: SlowProxy;
   let discord: FakeDiscord;
-  let bot: Bot;
+  let bot: App;
   let adapter: AdapterHandle;
 
   beforeAll(async () => {
     proxy = await new SlowProxy(redis).start();
     discord = await new FakeDiscord().start();
-    bot = await createBot({ packDir: tinyPackDir(), redisUrl: proxy.url, prefix, worker: true, logger: silentLogger, batchWindowMs: 2 });
+    bot = await createApp(testAppOptions({ packDir: tinyPackDir(), redisUrl: proxy.url, prefix, worker: true, logger: silentLogger, batchWindowMs: 2 }));
     adapter = await startDiscordAdapter(bot, { DISCORD_TOKEN: discord.botToken, DISCORD_API_BASE: discord.apiBase }, adapterOptions);
   });
 

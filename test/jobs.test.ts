@@ -246,7 +246,7 @@ describe('BullMQ close while Redis is unreachable', () => {
 
 describe('memory store', () => {
   it('expires keys, and over its size limit evicts the oldest expiring values but never settings', async () => {
-    const { MemoryStore } = await import('../src/jobs/store.ts');
+    const { MemoryStore } = await import('../src/state/store.ts');
     const store = new MemoryStore(30);
     await store.set('settings', 'x'.repeat(10));
     await store.set('a', 'a'.repeat(10), 60);

@@ -2,7 +2,7 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser } from 'playwright-core';
-import type { Bot } from '../src/core/bot.ts';
+import type { App } from '../src/runtime/app.ts';
 import type { BotCore, CommandReply, InvocationContext, JobUpdate, ReplyTarget } from '../src/core/types.ts';
 import { createPlayground, type PlaygroundMessage } from '../src/adapters/playground/index.ts';
 import { startOpsServer, type OpsServer } from '../src/runtime/http.ts';
@@ -24,7 +24,7 @@ async function waitFor<T>(fn: () => Promise<T | undefined>, ms = 20_000): Promis
 }
 
 describe('playground API', () => {
-  let bot: Bot;
+  let bot: App;
   let server: OpsServer;
   beforeAll(async () => {
     bot = await makeTestBot();
@@ -67,6 +67,22 @@ describe('playground API', () => {
     const follow = await api(server.url, '/api/messages', { user: 'alice', text: '/styleclip glasses', replyTo: reply.id });
     const followed = await waitFor(async () => (await messages()).find((m) => m.replyTo === follow.json.id && m.status === 'completed'));
     expect(followed.text).toMatch(/glasses.* seed 4 /);
+  });
+
+  it('refuses a ➕ on an old result once an admin has blocked a word of its prompt, and says why', async () => {
+    const posted = await api(server.url, '/api/messages', { user: 'bob', text: '/styleclip curly hair method:global seed:2' });
+    const result = await waitFor(async () => (await messages()).find((m) => m.replyTo === posted.json.id && m.status === 'completed'));
+    const block = await api(server.url, '/api/messages', { user: 'admin', text: '/styleclip-admin block curly' });
+    await waitFor(async () => (await messages()).find((m) => m.replyTo === block.json.id && m.status === 'info'));
+    try {
+      const react = await api(server.url, `/api/messages/${result.id}/reactions`, { user: 'bob', emoji: '➕' });
+      const refused = (await messages()).find((m) => m.id === react.json.id)!;
+      expect(refused).toMatchObject({ status: 'error', text: 'Your prompt contains a word that is blocked on this server.' });
+      expect(refused.jobId).toBeUndefined();
+      expect(await bot.queue.inFlight()).toEqual([]);
+    } finally {
+      await api(server.url, '/api/messages', { user: 'admin', text: '/styleclip-admin unblock curly' });
+    }
   });
 
   it('shows refusals as errors and plain chat as chat; rejects malformed requests', async () => {

@@ -7,17 +7,18 @@ import { readSlackConfig } from '../src/adapters/slack/config.ts';
 import { startSlackAdapter } from '../src/adapters/slack/index.ts';
 import { silentLogger } from '../src/log.ts';
 import { FakeSlack } from './fakes/slack/server.ts';
-import { COMMANDS, type Bot } from '../src/core/bot.ts';
+import { COMMANDS } from '../commands/index.ts';
+import type { App } from '../src/runtime/app.ts';
 import { makeTestBot } from './helpers/core-bot.ts';
 import { ALICE, BOB, CHANNEL, FORM, SECRETS, slackSetup, strengthIn, type SlackSetup } from './fakes/slack/setup.ts';
 
-let setups: SlackSetup<Bot>[] = [];
+let setups: SlackSetup<App>[] = [];
 afterEach(async () => {
   for (const s of setups) await s.close();
   setups = [];
 });
 
-async function setup(mode: 'socket' | 'http', env: Record<string, string> = {}): Promise<SlackSetup<Bot>> {
+async function setup(mode: 'socket' | 'http', env: Record<string, string> = {}): Promise<SlackSetup<App>> {
   const s = await slackSetup(mode, await makeTestBot(), env);
   setups.push(s);
   return s;
@@ -160,7 +161,7 @@ describe('slack configuration', () => {
 
   it('fails to start with Slack\'s reason when a token is rejected', async () => {
     const slack = await new FakeSlack(SECRETS).listen();
-    const core = { onUpdate: () => () => {}, commands: () => [] } as unknown as Bot;
+    const core = { onUpdate: () => () => {}, commands: () => [] } as unknown as App;
     const start = (botToken: string, appToken: string) =>
       startSlackAdapter(core, { SLACK_BOT_TOKEN: botToken, SLACK_APP_TOKEN: appToken, SLACK_API_URL: slack.apiUrl }, { logger: silentLogger });
     try {

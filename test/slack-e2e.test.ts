@@ -2,15 +2,16 @@
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createBot, type Bot } from '../src/core/bot.ts';
+import { createApp, type App } from '../src/runtime/app.ts';
 import { silentLogger } from '../src/log.ts';
+import { testAppOptions } from './helpers/core-bot.ts';
 import { ALICE, BOB, CHANNEL, FORM, slackSetup, strengthIn, type SlackSetup } from './fakes/slack/setup.ts';
 
 const TINY = path.resolve('models/packs/tiny');
-const tinyBot = () => createBot({ packDir: TINY, logger: silentLogger, batchWindowMs: 2 });
+const tinyBot = () => createApp(testAppOptions({ packDir: TINY, logger: silentLogger, batchWindowMs: 2 }));
 
 describe('Slack end to end on the tiny pack (Socket Mode)', () => {
-  let s: SlackSetup<Bot>;
+  let s: SlackSetup<App>;
   beforeAll(async () => {
     s = await slackSetup('socket', await tinyBot());
   });

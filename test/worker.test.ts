@@ -7,7 +7,8 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Batcher } from '../src/worker/batcher.ts';
 import { createEngineExecutor, type EditExecutor, type ExecItem, type ExecOutcome } from '../src/worker/executor.ts';
-import { UNAVAILABLE, type Bot } from '../src/core/bot.ts';
+import { UNAVAILABLE } from '../src/core/bot.ts';
+import type { App } from '../src/runtime/app.ts';
 import { calls, openPack as fakeOpenPack } from './helpers/core-fake-engine.ts';
 import { freePort, killRedisServer, startRedisServer } from './helpers/redis-server.ts';
 import { collectUpdates, ctxFor, dropPrefix, makeTestBot, spawnStyleclip, targetFor, tinyPackDir, uniquePrefix, waitExit } from './helpers/core-bot.ts';
@@ -85,7 +86,7 @@ describe('with Redis and separate worker processes', () => {
     }
   });
 
-  async function submitMany(bot: Bot, users: number, perUser: number) {
+  async function submitMany(bot: App, users: number, perUser: number) {
     const jobs: { id: string; user: string; messageId: string }[] = [];
     for (let k = 0; k < perUser; k++) {
       for (let u = 0; u < users; u++) {

@@ -2,13 +2,7 @@
 // with '-' (negative strengths), unlike node:util parseArgs in strict mode.
 import { EngineError } from '../engine/types.ts';
 
-/** Bad command line: printed as one line, exit code 2. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
+import { UsageError } from '../errors.ts';
 
 export type FlagSpec = Record<string, 'string' | 'boolean'>;
 

@@ -2,7 +2,8 @@
 import { checkWritable, loadLatents, openPack, outputFormat, saveLatents, type StyleClipEngine } from '../engine/index.ts';
 import type { LatentState, RenderedImage } from '../engine/types.ts';
 import { writeImages } from '../engine/image.ts';
-import { asUsage, num, requireStr, seeds, str, UsageError, type ParsedArgs } from './args.ts';
+import { asUsage, num, requireStr, seeds, str, type ParsedArgs } from './args.ts';
+import { UsageError } from '../errors.ts';
 
 export const PACK_FLAGS = { pack: 'string', device: 'string' } as const;
 export const SOURCE_FLAGS = { seed: 'string', truncation: 'string', latent: 'string', out: 'string', 'save-latent': 'string' } as const;

@@ -1,7 +1,7 @@
 // `styleclip` command dispatcher. Exit codes: 0 ok, 2 usage, 1 failure; errors are one line.
 // bin/styleclip.mjs loads main.ts, which runs this with the process arguments.
 import { EngineError } from '../engine/types.ts';
-import { UsageError } from './args.ts';
+import { UsageError } from '../errors.ts';
 
 const USAGE = `usage: styleclip <command> [options]   (styleclip <command> --help for details)
 

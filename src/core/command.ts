@@ -1,7 +1,8 @@
 // What a command file in top-level commands/ exports, and the services the core lends it.
 import type { CommandDefinition, CommandReply, InvocationContext, ReplyTarget } from './types.ts';
-import type { PackCatalog, PackInfo } from './packs.ts';
-import type { ServerSettings, SettingsService } from './settings.ts';
+import type { PackCatalog } from '../engine/catalog.ts';
+import type { PackSummary } from '../engine/types.ts';
+import type { ServerSettings, SettingsService } from '../state/settings.ts';
 import type { EditJobData, ResultMeta } from '../jobs/types.ts';
 import type { InFlightJob } from '../jobs/queue.ts';
 
@@ -18,7 +19,7 @@ export interface CommandServices {
   /** `<platform>:<serverId or dm>`. */
   scope(ctx: InvocationContext): string;
   /** Settings of the invoking server, and its pack. */
-  serverSettings(ctx: InvocationContext): Promise<{ settings: ServerSettings; pack: PackInfo }>;
+  serverSettings(ctx: InvocationContext): Promise<{ settings: ServerSettings; pack: PackSummary }>;
   /** Caps, idempotency, queueing: the reply says the position, or why the job was refused. */
   submit(data: EditJobData): Promise<CommandReply>;
   /** A stored job record (any state; gone after the result TTL). */
@@ -41,9 +42,9 @@ export interface Command {
   autocomplete?(option: string, partial: string, ctx: InvocationContext, services: CommandServices): Promise<string[]>;
 }
 
-/** A refusal the user should read (bad option, blocked word, over a limit…). */
-export class UsageError extends Error {
-  override name = 'UsageError';
+/** Thrown while reading a command's options (bad value, unknown option…): the user reads its message. */
+export class CommandRefusal extends Error {
+  override name = 'CommandRefusal';
 }
 
 export function refuse(text: string): CommandReply {

@@ -3,7 +3,7 @@
 // (quote values with spaces: neutral:"a face"); the other words fill the free-text option,
 // or, for sub-commands, the sub-command's options in order (the last one takes the rest).
 import type { CommandDefinition, CommandInput, CommandOption } from './types.ts';
-import { UsageError, type CommandArgs, type OptionValues } from './command.ts';
+import { CommandRefusal, type CommandArgs, type OptionValues } from './command.ts';
 
 const TOKEN = /(\S+?):"([^"]*)"|(\S+?):(\S+)|"([^"]*)"|(\S+)/g;
 const OPTION_NAME = /^[a-z][a-z0-9_-]*$/i;
@@ -13,24 +13,24 @@ function coerce(option: CommandOption, raw: string | number | boolean): string |
   let value: string | number | boolean = raw;
   if (option.type === 'number' || option.type === 'integer') {
     const n = typeof raw === 'number' ? raw : Number(String(raw).trim());
-    if (String(raw).trim() === '' || !Number.isFinite(n)) throw new UsageError(`Option ${name} must be a number, got "${raw}".`);
-    if (option.type === 'integer' && !Number.isInteger(n)) throw new UsageError(`Option ${name} must be a whole number, got "${raw}".`);
-    if (option.min !== undefined && n < option.min) throw new UsageError(`Option ${name} must be at least ${option.min}, got ${n}.`);
-    if (option.max !== undefined && n > option.max) throw new UsageError(`Option ${name} must be at most ${option.max}, got ${n}.`);
+    if (String(raw).trim() === '' || !Number.isFinite(n)) throw new CommandRefusal(`Option ${name} must be a number, got "${raw}".`);
+    if (option.type === 'integer' && !Number.isInteger(n)) throw new CommandRefusal(`Option ${name} must be a whole number, got "${raw}".`);
+    if (option.min !== undefined && n < option.min) throw new CommandRefusal(`Option ${name} must be at least ${option.min}, got ${n}.`);
+    if (option.max !== undefined && n > option.max) throw new CommandRefusal(`Option ${name} must be at most ${option.max}, got ${n}.`);
     value = n;
   } else if (option.type === 'boolean') {
     if (typeof raw === 'boolean') value = raw;
     else if (/^(true|yes|on|1)$/i.test(String(raw))) value = true;
     else if (/^(false|no|off|0)$/i.test(String(raw))) value = false;
-    else throw new UsageError(`Option ${name} must be true or false, got "${raw}".`);
+    else throw new CommandRefusal(`Option ${name} must be true or false, got "${raw}".`);
   } else {
     value = String(raw).trim();
     if (option.maxLength !== undefined && value.length > option.maxLength) {
-      throw new UsageError(`Option ${name} is too long (${value.length} characters, at most ${option.maxLength}).`);
+      throw new CommandRefusal(`Option ${name} is too long (${value.length} characters, at most ${option.maxLength}).`);
     }
   }
   if (option.choices && !option.choices.some((c) => c.value === value)) {
-    throw new UsageError(`Option ${name} must be one of ${option.choices.map((c) => c.value).join(', ')}; got "${value}".`);
+    throw new CommandRefusal(`Option ${name} must be one of ${option.choices.map((c) => c.value).join(', ')}; got "${value}".`);
   }
   return value;
 }
@@ -40,7 +40,7 @@ function optionsFor(def: CommandDefinition, subcommand?: string): CommandOption[
   const sub = def.subcommands.find((s) => s.name === subcommand);
   if (!sub) {
     const names = def.subcommands.map((s) => s.name).join(', ');
-    throw new UsageError(subcommand ? `Unknown sub-command "${subcommand}". Try one of: ${names}.` : `Say what to do: ${names}.`);
+    throw new CommandRefusal(subcommand ? `Unknown sub-command "${subcommand}". Try one of: ${names}.` : `Say what to do: ${names}.`);
   }
   return sub.options;
 }
@@ -48,7 +48,7 @@ function optionsFor(def: CommandDefinition, subcommand?: string): CommandOption[
 function finish(options: CommandOption[], values: OptionValues): OptionValues {
   for (const option of options) {
     if (option.required && (values[option.name] === undefined || values[option.name] === '')) {
-      throw new UsageError(`Missing ${option.name}.`);
+      throw new CommandRefusal(`Missing ${option.name}.`);
     }
   }
   return values;
@@ -60,7 +60,7 @@ export function parseInput(def: CommandDefinition, input: CommandInput): Command
     const values: OptionValues = {};
     for (const [name, raw] of Object.entries(input.options)) {
       const option = options.find((o) => o.name === name);
-      if (!option) throw new UsageError(`Unknown option "${name}".`);
+      if (!option) throw new CommandRefusal(`Unknown option "${name}".`);
       values[name] = coerce(option, raw);
     }
     return { subcommand: input.subcommand, options: finish(options, values) };
@@ -82,9 +82,9 @@ export function parseInput(def: CommandDefinition, input: CommandInput): Command
       const option = options.find((o) => o.name === name.toLowerCase());
       if (!option) {
         const known = options.filter((o) => o.name !== def.freeTextOption).map((o) => `${o.name}:`);
-        throw new UsageError(`Unknown option "${name}:".${known.length ? ` Options: ${known.join(', ')}.` : ''}`);
+        throw new CommandRefusal(`Unknown option "${name}:".${known.length ? ` Options: ${known.join(', ')}.` : ''}`);
       }
-      if (values[option.name] !== undefined) throw new UsageError(`Option ${option.name} is given twice.`);
+      if (values[option.name] !== undefined) throw new CommandRefusal(`Option ${option.name} is given twice.`);
       values[option.name] = coerce(option, raw);
     } else {
       words.push(t[5] ?? t[0]);
@@ -94,11 +94,11 @@ export function parseInput(def: CommandDefinition, input: CommandInput): Command
     const free = subcommand === undefined ? def.freeTextOption : undefined;
     if (free) {
       const option = options.find((o) => o.name === free)!;
-      if (values[free] !== undefined) throw new UsageError(`Option ${free} is given twice.`);
+      if (values[free] !== undefined) throw new CommandRefusal(`Option ${free} is given twice.`);
       values[free] = coerce(option, words.join(' '));
     } else {
       const open = options.filter((o) => values[o.name] === undefined);
-      if (!open.length) throw new UsageError(`Unexpected text "${words.join(' ')}".`);
+      if (!open.length) throw new CommandRefusal(`Unexpected text "${words.join(' ')}".`);
       open.forEach((option, i) => {
         const last = i === open.length - 1;
         const part = last ? words.splice(0).join(' ') : words.shift();

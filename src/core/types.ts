@@ -1,7 +1,10 @@
 // Contract between the platform adapters (Discord, Slack, playground) and the bot core.
 // Adapters translate platform events into these shapes and back; they never run models.
 
-export type Platform = 'discord' | 'slack' | 'playground';
+import type { Platform, ReplyTarget, JobStatus } from '../jobs/types.ts';
+
+export type { Platform, ReplyTarget, JobStatus } from '../jobs/types.ts';
+export { isFinal } from '../jobs/types.ts';
 
 /** Who invoked, where. `serverId` is the Discord guild / Slack team; null in a DM. */
 export interface InvocationContext {
@@ -62,18 +65,6 @@ export interface CommandReply {
   job?: { id: string; position: number };
 }
 
-/** Where a job's result goes; stored with the job so any bot instance can deliver it. */
-export interface ReplyTarget {
-  platform: Platform;
-  channelId: string;
-  /** Platform message the adapter will edit (Discord message id, Slack ts, playground message id). */
-  messageId?: string;
-  /** Slack thread ts, Discord thread id… */
-  threadId?: string;
-}
-
-export type JobStatus = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
-
 export interface JobUpdate {
   jobId: string;
   status: JobStatus;
@@ -93,15 +84,24 @@ export interface ResultImage {
   filename: string;
 }
 
-export type Nudge = 'stronger' | 'weaker' | 'delete';
+/** A ➕/➖ on a result: the same edit again, stronger or weaker. */
+export type Nudge = 'stronger' | 'weaker';
 
 /** The bot core as the adapters see it. */
 export interface BotCore {
   commands(): CommandDefinition[];
   invoke(name: string, input: CommandInput, ctx: InvocationContext, target: ReplyTarget): Promise<CommandReply>;
   autocomplete(name: string, option: string, partial: string, ctx: InvocationContext): Promise<string[]>;
-  /** A reaction/button on a result. Ignored (null) unless `userId` requested the job; deduped by `dedupeKey`. */
+  /**
+   * A ➕/➖ on a result: planned like `/styleclip` (the server's rules apply), queued as a new job replying to
+   * `target`. Ignored (null) unless `userId` requested the job; deduped by `dedupeKey`.
+   */
   nudge(jobId: string, nudge: Nudge, userId: string, dedupeKey: string, target: ReplyTarget): Promise<CommandReply | null>;
+  /**
+   * A ❌ on a job: cancels it while it waits or runs, deletes its result once it is finished. Ignored (null)
+   * unless `userId` requested the job; deduped by `dedupeKey`.
+   */
+  cancel(jobId: string, userId: string, dedupeKey: string): Promise<CommandReply | null>;
   /** Image of a completed job, re-encoded (WebP, JPEG, smaller) until it fits `maxBytes`. */
   resultImage(jobId: string, maxBytes?: number): Promise<ResultImage | null>;
   /** Job updates for one platform; returns an unsubscribe function. */

@@ -3,14 +3,15 @@
 import { resolve } from 'node:path';
 import { autoThreshold, relevance, styleDirection, textDirection } from './direction.ts';
 import { readNpy } from './npy.ts';
-import { GLOBAL_FILES, loadPack, missingFiles, type MapperEntry, type Pack } from './pack.ts';
+import { findMapper, GLOBAL_FILES, loadPack, missingFiles, summarizePack, type MapperEntry, type Pack } from './pack.ts';
+import { BoundedMap } from '../util/bounded-map.ts';
 import { resolveTexts } from './prompt.ts';
 import { seedToZ } from './random.ts';
 import { LazySession, ort, resolveDevice, type Device } from './session.ts';
 import { IMAGENET_TEMPLATES_79, templateTexts } from './templates.ts';
 import {
   EngineError,
-  MAX_STRENGTH,
+  strengthProblem,
   type EditInfo,
   type EditSpec,
   type Engine,
@@ -62,34 +63,9 @@ interface PromptDirection {
 }
 
 /** A Map with least-recently-used eviction. */
-class LruCache<V> {
-  private readonly map = new Map<string, V>();
-  constructor(private readonly limit: number) {}
-  get(key: string): V | undefined {
-    const v = this.map.get(key);
-    if (v !== undefined) {
-      this.map.delete(key);
-      this.map.set(key, v);
-    }
-    return v;
-  }
-  set(key: string, value: V): void {
-    this.map.delete(key);
-    this.map.set(key, value);
-    while (this.map.size > this.limit) this.map.delete(this.map.keys().next().value as string);
-  }
-  delete(key: string): void {
-    this.map.delete(key);
-  }
-}
-
 export function validateStrength(strength: number): void {
-  if (typeof strength !== 'number' || !Number.isFinite(strength)) {
-    throw new EngineError('bad_strength', `strength must be a finite number, got ${strength}`);
-  }
-  if (Math.abs(strength) > MAX_STRENGTH) {
-    throw new EngineError('bad_strength', `strength ${strength} is out of range: use −${MAX_STRENGTH}…${MAX_STRENGTH} (4 is a typical edit; negative moves away from the text)`);
-  }
+  const problem = strengthProblem(strength);
+  if (problem) throw new EngineError('bad_strength', problem);
 }
 
 export function validateThreshold(threshold: number | 'auto' | undefined): void {
@@ -117,8 +93,8 @@ export class StyleClipEngine implements Engine {
   private readonly mappers = new Map<string, LazySession>();
   private wAvg: Promise<Float32Array> | null = null;
   private globalData: Promise<{ fs3: Float32Array; std: Float32Array; tokenizer: TextTokenizer }> | null = null;
-  private readonly prompts: LruCache<Promise<PromptDirection>>;
-  private readonly deltas: LruCache<StyleDirection>;
+  private readonly prompts: BoundedMap<string, Promise<PromptDirection>>;
+  private readonly deltas: BoundedMap<string, StyleDirection>;
 
   constructor(
     readonly pack: Pack,
@@ -133,20 +109,9 @@ export class StyleClipEngine implements Engine {
     this.textEncoder = new LazySession(pack.files.textEncoder, sessionOpts);
     for (const m of j.mappers ?? []) this.mappers.set(m.slug, new LazySession(resolve(pack.dir, m.file), sessionOpts));
     const size = opts.cacheSize ?? 256;
-    this.prompts = new LruCache(size);
-    this.deltas = new LruCache(size * 4);
-    this.summary = {
-      name: j.name,
-      dir: pack.dir,
-      untrained: j.untrained === true,
-      resolution: j.resolution,
-      wDim: j.wDim,
-      numWs: j.numWs,
-      styleChannels: pack.layout.styleChannels,
-      convChannels: pack.layout.convChannels,
-      mappers: (j.mappers ?? []).map((m) => ({ name: m.name, slug: m.slug })),
-      defaults: { ...j.defaults },
-    };
+    this.prompts = new BoundedMap(size);
+    this.deltas = new BoundedMap(size * 4);
+    this.summary = summarizePack(pack);
   }
 
   /** The execution provider the sessions run on. */
@@ -258,10 +223,7 @@ export class StyleClipEngine implements Engine {
   /** The mapper for a spec: by --mapper name/slug, else the one whose name is the prompt. */
   resolveMapper(spec: Pick<EditSpec, 'mapper' | 'prompt'>): MapperEntry {
     const list = this.pack.json.mappers ?? [];
-    const wanted = (spec.mapper ?? spec.prompt).trim().toLowerCase();
-    // The toolkit's slug rule (pack.py slugify): lowercase, runs of non-[a-z0-9] → '_', trimmed.
-    const slug = wanted.replace(/[^a-z0-9]+/g, '_').replace(/^_+|_+$/g, '');
-    const found = list.find((m) => m.name.toLowerCase() === wanted || m.slug.toLowerCase() === slug);
+    const found = findMapper(list, spec.mapper ?? spec.prompt);
     if (!found) {
       const names = list.map((m) => `${m.name} (${m.slug})`).join(', ');
       throw new EngineError('unknown_mapper', `no mapper "${spec.mapper ?? spec.prompt}" in pack ${this.summary.name}; ${names ? `available: ${names}` : 'this pack has no mappers (use the global method)'}`);

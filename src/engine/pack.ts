@@ -1,7 +1,7 @@
 // Reading and validating a model pack folder (spec: models/README.md). Cheap structural checks
 // run on open; `checkPack` adds the tensor shapes and graph signatures for `styleclip pack check`.
-import { access, readFile } from 'node:fs/promises';
-import { constants } from 'node:fs';
+import { access } from 'node:fs/promises';
+import { constants, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { EngineError, type PackSummary } from './types.ts';
 
@@ -183,12 +183,12 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** Reads pack.json; throws a one-line EngineError when the folder is not a pack. */
-export async function readPackJson(dir: string): Promise<unknown> {
+/** Reads pack.json (a small file: read synchronously, also by the bot's pack catalogue); throws a one-line EngineError when the folder is not a pack. */
+export function readPackJson(dir: string): unknown {
   const path = join(dir, 'pack.json');
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = readFileSync(path, 'utf8');
   } catch {
     throw new EngineError('missing_pack', `no model pack at ${dir} (pack.json not found); build one with: npm run toolkit -- tiny-pack --out ${dir}`);
   }
@@ -218,17 +218,54 @@ export async function missingFiles(pack: Pack, keys: readonly FileKey[], mappers
   return problems;
 }
 
+/** Reads and validates pack.json (no other file is looked at); one-line EngineError when it is not a valid pack. */
+export function readPack(dir: string): Pack {
+  const abs = resolve(dir);
+  const json = readPackJson(abs);
+  const problems = validatePackJson(json);
+  if (problems.length > 0) throw invalidPack(abs, problems);
+  const pj = json as PackJson;
+  return { dir: abs, json: pj, files: resolveFiles(abs, pj), layout: computeLayout(pj.styleLayout) };
+}
+
+function invalidPack(dir: string, problems: string[]): EngineError {
+  const more = problems.length > 1 ? ` (+${problems.length - 1} more; run: styleclip pack check ${dir})` : '';
+  return new EngineError('bad_pack', `invalid model pack ${dir}: ${problems[0]}${more}`);
+}
+
 /** Opens a pack folder: pack.json valid and generator files present, else one-line EngineError. */
 export async function loadPack(dir: string): Promise<Pack> {
-  const abs = resolve(dir);
-  const json = await readPackJson(abs);
-  const problems = validatePackJson(json);
-  const bad = (list: string[]) =>
-    new EngineError('bad_pack', `invalid model pack ${abs}: ${list[0]}${list.length > 1 ? ` (+${list.length - 1} more; run: styleclip pack check ${dir})` : ''}`);
-  if (problems.length > 0) throw bad(problems);
-  const pj = json as PackJson;
-  const pack: Pack = { dir: abs, json: pj, files: resolveFiles(abs, pj), layout: computeLayout(pj.styleLayout) };
+  const pack = readPack(dir);
   const missing = await missingFiles(pack, GENERATOR_FILES, false);
-  if (missing.length > 0) throw bad(missing);
+  if (missing.length > 0) throw invalidPack(pack.dir, missing);
   return pack;
+}
+
+/** What the engine, the CLI and the bot say about a pack. `name` overrides pack.json's (a catalogue names packs by folder). */
+export function summarizePack(pack: Pack, name = pack.json.name): PackSummary {
+  const j = pack.json;
+  return {
+    name,
+    dir: pack.dir,
+    untrained: j.untrained === true,
+    resolution: j.resolution,
+    wDim: j.wDim,
+    numWs: j.numWs,
+    styleChannels: pack.layout.styleChannels,
+    convChannels: pack.layout.convChannels,
+    mappers: (j.mappers ?? []).map((m) => ({ name: m.name, slug: m.slug })),
+    defaults: { ...j.defaults },
+  };
+}
+
+/** The toolkit's slug rule (pack.py `slugify`): lowercase, every run of non-[a-z0-9] becomes one '_', trimmed. */
+export function slugify(text: string): string {
+  return text.toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_+|_+$/g, '');
+}
+
+/** The one rule for which mapper a text names: its name (case and outer spaces ignored) or its slug. */
+export function findMapper<M extends { name: string; slug: string }>(mappers: readonly M[], text: string): M | undefined {
+  const wanted = text.trim().toLowerCase();
+  const slug = slugify(wanted);
+  return mappers.find((m) => m.name.toLowerCase() === wanted || (slug !== '' && m.slug.toLowerCase() === slug));
 }

@@ -70,6 +70,13 @@ export interface PackSummary {
  * index.ts, so the bot process can check settings against it without loading onnxruntime. */
 export const MAX_STRENGTH = 50;
 
+/** The one strength rule (engine, CLI, server settings, commands): why `strength` is not usable, or null. */
+export function strengthProblem(strength: number, name = 'strength'): string | null {
+  if (typeof strength !== 'number' || !Number.isFinite(strength)) return `${name} must be a finite number, got ${strength}`;
+  if (Math.abs(strength) > MAX_STRENGTH) return `${name} ${strength} is out of range: use −${MAX_STRENGTH}…${MAX_STRENGTH} (4 is a typical edit; negative moves away from the text)`;
+  return null;
+}
+
 /** An error meant for the user: one line, actionable. `code` is stable for programs and metrics. */
 export class EngineError extends Error {
   constructor(

@@ -18,6 +18,7 @@ export interface BullQueueOptions {
 }
 
 export class BullQueue implements JobQueue {
+  readonly durable = true;
   private readonly queue: Queue;
   private readonly events: QueueEvents | null;
   private readonly listeners = new Set<(event: QueueEvent) => void>();

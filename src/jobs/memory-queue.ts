@@ -11,6 +11,7 @@ interface Entry {
 }
 
 export class MemoryQueue implements JobQueue {
+  readonly durable = false;
   private readonly waiting: Entry[] = [];
   private readonly active = new Map<string, Entry>();
   /** Ids queued or running: adding one again is a no-op. */

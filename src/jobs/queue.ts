@@ -42,6 +42,8 @@ export interface QueueTuning {
 export const defaultTuning: QueueTuning = { attempts: 3, backoffMs: 1000, lockDurationMs: 30_000, stalledIntervalMs: 30_000 };
 
 export interface JobQueue {
+  /** Whether waiting jobs outlive this process (Redis) or are lost with it (in-process queue). */
+  readonly durable: boolean;
   /** Idempotent: adding an id that is already queued or running is a no-op. Runs in `data.priority` order. */
   add(data: EditJobData): Promise<void>;
   /** Waiting jobs in run order (with positions) and running jobs. */

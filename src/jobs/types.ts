@@ -1,6 +1,24 @@
 // What a job carries from the bot to a worker, and what comes back. No secrets in here: it is stored as plain text.
-import type { Platform, ReplyTarget } from '../core/types.ts';
 import type { EditInfo, EditSpec } from '../engine/types.ts';
+
+export type Platform = 'discord' | 'slack' | 'playground';
+
+/** Where a job's result goes; stored with the job so any bot instance can deliver it. */
+export interface ReplyTarget {
+  platform: Platform;
+  channelId: string;
+  /** Platform message the adapter will edit (Discord message id, Slack ts, playground message id). */
+  messageId?: string;
+  /** Slack thread ts, Discord thread id… */
+  threadId?: string;
+}
+
+export type JobStatus = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
+
+/** A job in one of these states will not change again. */
+export function isFinal(status: JobStatus): boolean {
+  return status === 'completed' || status === 'failed' || status === 'cancelled';
+}
 
 export type JobSource = { kind: 'seed'; seed: number } | { kind: 'result'; jobId: string };
 
@@ -82,20 +100,3 @@ export class PermanentJobError extends Error {
 }
 
 export const CANCELLED_MESSAGE = 'Cancelled.';
-
-/** Store keys, in one place. */
-export const keys = {
-  job: (id: string) => `job:${id}`,
-  resultMeta: (id: string) => `result:${id}:meta`,
-  resultPng: (id: string) => `result:${id}:png`,
-  resultWplus: (id: string) => `result:${id}:wplus`,
-  resultDelta: (id: string) => `result:${id}:delta`,
-  cancel: (id: string) => `cancel:${id}`,
-  claim: (id: string, what: string) => `claim:${id}:${what}`,
-  link: (platform: string, messageKey: string) => `link:${platform}:${messageKey}`,
-  nudge: (dedupeKey: string) => `nudge:${dedupeKey}`,
-  /** A user's latest finished job ids (newest first), for `source` suggestions. */
-  recent: (platform: string, userId: string) => `recent:${platform}:${userId}`,
-  settings: (scope: string) => `settings:${scope}`,
-  settingsLog: (scope: string) => `settings-log:${scope}`,
-};

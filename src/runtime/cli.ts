@@ -4,20 +4,19 @@
 //   bot    — adapters only (with REDIS_URL; without it the worker has to run in-process anyway)
 //   worker — takes jobs from Redis: one process per GPU
 import { config as loadDotenv } from 'dotenv';
-import { UsageError } from '../cli/args.ts';
+import { UsageError } from '../errors.ts';
 import { ConfigError, loadConfig, type Config } from '../config.ts';
 import { createLogger, safeUrl, type Logger } from '../log.ts';
 import { Metrics } from '../metrics.ts';
-import { createBot } from '../core/bot.ts';
-import { PackCatalog } from '../core/packs.ts';
 import type { AdapterHandle, BotCore } from '../core/types.ts';
+import { PackCatalog } from '../engine/catalog.ts';
 import { createPlayground } from '../adapters/playground/index.ts';
 import { startOpsServer } from './http.ts';
+import { appOptions, createApp, queueTuning } from './app.ts';
 import { BullQueue } from '../jobs/bull-queue.ts';
 import { settlesWithin } from '../jobs/queue.ts';
-import { RedisStore } from '../jobs/store.ts';
-import { createThreadExecutor } from '../worker/thread-executor.ts';
-import { startWorkerService } from '../worker/service.ts';
+import { RedisStore } from '../state/store.ts';
+import { startWorker } from '../worker/start.ts';
 
 const HELP: Record<string, string> = {
   start: 'usage: styleclip start\n  Bot and worker in one process; serves the playground at http://$HOST:$PORT when no platform token is set.',
@@ -105,19 +104,7 @@ async function serve(role: 'start' | 'bot', argv: string[]): Promise<number> {
   if (!ready) return 0;
   const { config, log } = ready;
   if (role === 'bot' && !config.redisUrl) log.warn('no REDIS_URL: running the worker in this process (embedded mode)');
-  const bot = await createBot({
-    packDir: config.packDir,
-    packsDir: config.packsDir,
-    redisUrl: config.redisUrl,
-    prefix: config.redisPrefix,
-    resultTtlS: config.resultTtlS,
-    worker: role === 'start' || !config.redisUrl,
-    device: config.device,
-    batchSize: config.batchSize,
-    batchWindowMs: config.batchWindowMs,
-    tuning: { lockDurationMs: config.lockMs },
-    logger: log,
-  });
+  const bot = await createApp(appOptions(config, { worker: role === 'start' || !config.redisUrl, logger: log }));
   const adapters: AdapterHandle[] = [];
   try {
     if (config.discordToken) {
@@ -200,29 +187,14 @@ export async function runWorker(argv: string[]): Promise<number> {
     prefix: config.redisPrefix,
     events: false,
     onError: (err, source) => log.warn({ source, err: err.message }, 'queue connection error'),
-    tuning: { attempts: 3, backoffMs: 1000, lockDurationMs: config.lockMs, stalledIntervalMs: config.lockMs },
+    tuning: queueTuning(config),
   });
   await Promise.all([queue.ready(), store.ready()]);
-  const executor = createThreadExecutor({ device: config.device });
-  try {
-    await executor.warm(packs.defaultPack.dir);
-  } catch (err) {
+  const service = await startWorker({ ...config, queue, store, packs, metrics, log }).catch(async (err: unknown) => {
     // A pack the engine can't open: close what is open so the process exits with the error.
-    await executor.close().catch(() => {});
     await queue.close().catch(() => {});
     await store.close();
     throw err;
-  }
-  const service = startWorkerService({
-    queue,
-    store,
-    packs,
-    executor,
-    batchSize: config.batchSize,
-    batchWindowMs: config.batchWindowMs,
-    resultTtlS: config.resultTtlS,
-    metrics,
-    log,
   });
   const server = await startOpsServer({
     host: config.host,

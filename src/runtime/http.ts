@@ -1,8 +1,7 @@
 // The HTTP server every process part runs: /healthz and /metrics, plus the playground's routes when it is on.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-
-export type RouteHandler = (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => Promise<boolean>;
+import { sendJson, type RouteHandler } from '../http.ts';
 
 export interface OpsServerOptions {
   host: string;
@@ -17,26 +16,6 @@ export interface OpsServerOptions {
 export interface OpsServer {
   url: string;
   close(): Promise<void>;
-}
-
-export function sendJson(res: http.ServerResponse, status: number, body: unknown) {
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
-  res.end(JSON.stringify(body));
-}
-
-export async function readJson(req: http.IncomingMessage, maxBytes = 64 * 1024): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > maxBytes) throw new Error('request body too large');
-    chunks.push(chunk as Buffer);
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
-  } catch {
-    throw new Error('request body is not valid JSON');
-  }
 }
 
 export async function startOpsServer(o: OpsServerOptions): Promise<OpsServer> {

@@ -4,11 +4,11 @@
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { ActiveJob, InFlightJob, JobQueue, ProcessorHandle } from '../jobs/queue.ts';
-import type { Store } from '../jobs/store.ts';
-import { getJSON, setJSON } from '../jobs/store.ts';
-import { CANCELLED_MESSAGE, keys, PermanentJobError, PostponeJob, type ResultMeta } from '../jobs/types.ts';
-import { SettingsService } from '../core/settings.ts';
-import type { PackCatalog } from '../core/packs.ts';
+import { getJSON, setJSON, type Store } from '../state/store.ts';
+import { keys } from '../state/keys.ts';
+import { SettingsService } from '../state/settings.ts';
+import { CANCELLED_MESSAGE, PermanentJobError, PostponeJob, type ResultMeta } from '../jobs/types.ts';
+import type { PackCatalog } from '../engine/catalog.ts';
 import type { LatentState } from '../engine/types.ts';
 import type { EditExecutor, ExecItem } from './executor.ts';
 import { Batcher } from './batcher.ts';

@@ -5,7 +5,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createBot, type Bot, type BotOptions } from '../../src/core/bot.ts';
+import { appOptions, createApp, queueTuning, type App, type AppOptions } from '../../src/runtime/app.ts';
+import { loadConfig } from '../../src/config.ts';
 import { silentLogger } from '../../src/log.ts';
 import { Redis } from 'ioredis';
 import type { InvocationContext, JobUpdate, ReplyTarget } from '../../src/core/types.ts';
@@ -22,7 +23,7 @@ export function makeTestPack(name = 'testpack', extra: Record<string, unknown> =
       version: 1,
       name,
       untrained: true,
-      resolution: 8,
+      resolution: 4,
       zDim: 4,
       wDim: 4,
       numWs: 2,
@@ -30,6 +31,7 @@ export function makeTestPack(name = 'testpack', extra: Record<string, unknown> =
         { name: 'conv1', resolution: 4, channels: 4, wIndex: 0, toRgb: false },
         { name: 'to_rgb1', resolution: 4, channels: 2, wIndex: 1, toRgb: true },
       ],
+      clip: { embedDim: 4, contextLength: 77 },
       defaults: { neutral: 'face', targetTemplate: 'face with {}', strength: 4.1, threshold: null },
       mappers: [{ name: 'curly hair', slug: 'curly_hair', file: 'mappers/curly_hair.onnx' }],
       ...extra,
@@ -42,16 +44,25 @@ export function uniquePrefix(label: string): string {
   return `test-${label}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 }
 
-export async function makeTestBot(options: Partial<BotOptions> = {}): Promise<Bot> {
-  return createBot({
-    packDir: options.packDir ?? makeTestPack(),
-    engineModule: FAKE_ENGINE,
+/** The options `styleclip start` would use with no environment (and a unique Redis prefix), for tests. */
+export function testAppOptions(options: Partial<AppOptions> = {}): AppOptions {
+  return appOptions(loadConfig({}), {
     logger: silentLogger,
-    batchWindowMs: 2,
-    tuning: { backoffMs: 50 },
     ...(options.redisUrl && !options.prefix ? { prefix: uniquePrefix('bot') } : {}),
     ...options,
   });
+}
+
+export async function makeTestBot(options: Partial<AppOptions> = {}): Promise<App> {
+  return createApp(
+    testAppOptions({
+      packDir: options.packDir ?? makeTestPack(),
+      engineModule: FAKE_ENGINE,
+      batchWindowMs: 2,
+      tuning: { ...queueTuning(loadConfig({})), backoffMs: 50 },
+      ...options,
+    }),
+  );
 }
 
 let requestCounter = 0;
@@ -74,7 +85,7 @@ export function targetFor(ctx: InvocationContext): ReplyTarget {
 }
 
 /** Collects a bot's job updates for one platform; `final(jobId)` waits for a job's last update. */
-export function collectUpdates(bot: Bot, platform: InvocationContext['platform'] = 'playground') {
+export function collectUpdates(bot: App, platform: InvocationContext['platform'] = 'playground') {
   const updates: JobUpdate[] = [];
   bot.onUpdate(platform, (u) => {
     updates.push(u);

@@ -1,93 +1,95 @@
-// Platform-neutral command definitions → Discord application command JSON (what deploy-commands
-// registers) and Discord's typed options → the core's CommandInput.
+// Slash commands and their autocomplete: deferred first (Discord's 3 s), then handed to the core; the reply
+// message is registered with the deliveries so the job's progress and result land on it.
 import {
   ApplicationCommandOptionType,
-  ApplicationCommandType,
-  ApplicationIntegrationType,
-  InteractionContextType,
+  MessageFlags,
   PermissionFlagsBits,
-  type APIApplicationCommandBasicOption,
-  type APIApplicationCommandOption,
-  type CommandInteractionOption,
-  type RESTPutAPIApplicationCommandsJSONBody,
+  type AutocompleteInteraction,
+  type ChatInputCommandInteraction,
+  type Client,
 } from 'discord.js';
-import type { CommandDefinition, CommandInput, CommandOption, OptionType } from '../../core/types.ts';
+import type { Logger } from '../../log.ts';
+import type { BotCore, CommandDefinition, InvocationContext, ReplyTarget } from '../../core/types.ts';
+import { toCommandInput } from './command-json.ts';
+import { clip, redEmbed, type Deliveries } from './delivery.ts';
+import { describeError } from './rest.ts';
 
-const OPTION_TYPES: Record<OptionType, ApplicationCommandOptionType> = {
-  string: ApplicationCommandOptionType.String,
-  integer: ApplicationCommandOptionType.Integer,
-  number: ApplicationCommandOptionType.Number,
-  boolean: ApplicationCommandOptionType.Boolean,
-};
+/** Autocomplete must answer within Discord's 3 s too; an empty list beats a failed interaction. */
+const AUTOCOMPLETE_TIMEOUT_MS = 2000;
 
-// Discord's rules for names (lowercase, 1–32) and descriptions (1–100 characters).
-const NAME = /^[-_\p{Ll}\p{Lo}\p{N}]{1,32}$/u;
-
-function checkName(name: string, where: string): string {
-  if (!NAME.test(name)) throw new Error(`Discord command ${where}: "${name}" is not a valid name (lowercase, 1-32 characters, no spaces)`);
-  return name;
+export interface DiscordDeps {
+  core: BotCore;
+  client: Client;
+  deliveries: Deliveries;
+  log: Logger;
 }
 
-function description(text: string): string {
-  const t = text.trim() || '-';
-  return t.length > 100 ? `${t.slice(0, 99)}…` : t;
-}
-
-function toOption(o: CommandOption, command: string): APIApplicationCommandBasicOption {
-  const option: Record<string, unknown> = {
-    type: OPTION_TYPES[o.type],
-    name: checkName(o.name, `${command} option`),
-    description: description(o.description),
-    required: o.required ?? false,
+export function context(i: ChatInputCommandInteraction | AutocompleteInteraction): InvocationContext {
+  return {
+    platform: 'discord',
+    serverId: i.guildId,
+    channelId: i.channelId ?? i.user.id,
+    user: { id: i.user.id, name: i.user.globalName ?? i.user.username },
+    // Manage Server in this channel (Discord sends no member, hence no admin, in DMs).
+    isPlatformAdmin: i.memberPermissions?.has(PermissionFlagsBits.ManageGuild) ?? false,
+    requestId: i.id,
   };
-  if (o.choices?.length) option.choices = o.choices.slice(0, 25).map((c) => ({ name: description(c.name), value: c.value }));
-  else if (o.autocomplete && o.type !== 'boolean') option.autocomplete = true;
-  if (o.type === 'integer' || o.type === 'number') {
-    if (o.min !== undefined) option.min_value = o.min;
-    if (o.max !== undefined) option.max_value = o.max;
-  }
-  if (o.type === 'string') {
-    if (o.min !== undefined) option.min_length = o.min;
-    if (o.maxLength !== undefined) option.max_length = Math.min(o.maxLength, 6000);
-  }
-  return option as unknown as APIApplicationCommandBasicOption;
 }
 
-/** Discord wants required options before optional ones. */
-function toOptions(options: CommandOption[], command: string): APIApplicationCommandBasicOption[] {
-  return [...options.filter((o) => o.required), ...options.filter((o) => !o.required)].map((o) => toOption(o, command));
+/** Lets reactions on the message find the job. The job is queued either way, so a failure here only costs the reactions. */
+export async function link(deps: DiscordDeps, messageId: string, jobId: string): Promise<void> {
+  try {
+    await deps.core.linkMessage('discord', messageId, jobId);
+  } catch (err) {
+    deps.log.warn({ jobId }, `discord: reactions on message ${messageId} won't work: ${describeError(err)}`);
+  }
 }
 
-/** The JSON body for `PUT /applications/{app}[/guilds/{guild}]/commands` (a bulk overwrite). */
-export function toDiscordCommands(defs: CommandDefinition[]): RESTPutAPIApplicationCommandsJSONBody {
-  return defs.map((def) => {
-    const options: APIApplicationCommandOption[] = def.subcommands?.length
-      ? def.subcommands.map((s) => ({
-          type: ApplicationCommandOptionType.Subcommand,
-          name: checkName(s.name, `${def.name} subcommand`),
-          description: description(s.description),
-          options: toOptions(s.options, `${def.name} ${s.name}`),
-        }))
-      : toOptions(def.options, def.name);
-    return {
-      type: ApplicationCommandType.ChatInput,
-      name: checkName(def.name, 'name'),
-      description: description(def.description),
-      options,
-      // Hidden from non-admins by Discord; admins can loosen it, so the core checks again.
-      default_member_permissions: def.adminOnly ? PermissionFlagsBits.ManageGuild.toString() : null,
-      // Servers and DMs with the bot (DMs use the user's own defaults).
-      contexts: [InteractionContextType.Guild, InteractionContextType.BotDM],
-      integration_types: [ApplicationIntegrationType.GuildInstall],
-    };
+/** A reply only the invoker sees: refusals and errors as a red embed, private text plainly. */
+async function replyPrivately(i: ChatInputCommandInteraction, ephemeral: boolean, text: string, error: boolean): Promise<void> {
+  const body = error ? { content: '', embeds: [redEmbed('Sorry', text)] } : { content: clip(text), embeds: [] };
+  if (ephemeral) {
+    await i.editReply(body);
+  } else {
+    // The deferral was public (and Discord can't make it private): swap it for an ephemeral followup.
+    await i.deleteReply();
+    await i.followUp({ ...body, flags: MessageFlags.Ephemeral });
+  }
+}
+
+export async function onCommand(deps: DiscordDeps, commands: Map<string, CommandDefinition>, i: ChatInputCommandInteraction): Promise<void> {
+  const { core, deliveries, log } = deps;
+  const def = commands.get(i.commandName);
+  const ephemeral = def ? Boolean(def.adminOnly || def.privateReply) : true;
+  // First thing, before any call that could wait on the queue or Redis: Discord's 3 s window.
+  await i.deferReply(ephemeral ? { flags: MessageFlags.Ephemeral } : {});
+  try {
+    if (!def) return await replyPrivately(i, true, `Unknown command /${i.commandName}: the bot's commands need re-registering.`, true);
+    const message = await i.fetchReply();
+    const channelId = i.channelId ?? message.channelId;
+    const target: ReplyTarget = { platform: 'discord', channelId, messageId: message.id, ...(i.channel?.isThread() ? { threadId: channelId } : {}) };
+    deliveries.register({ channelId, messageId: message.id, token: i.token, createdAt: i.createdTimestamp, sizeLimit: i.attachmentSizeLimit, ephemeral });
+    const reply = await core.invoke(def.name, toCommandInput(i.options.data), context(i), target);
+    if (reply.error || (reply.ephemeral && !ephemeral)) return await replyPrivately(i, ephemeral, reply.text, Boolean(reply.error));
+    if (!reply.job) return await deliveries.showText(message.id, reply.text);
+    await link(deps, message.id, reply.job.id);
+    await deliveries.setJob(message.id, reply.job.id, reply.text);
+  } catch (err) {
+    log.error({ command: i.commandName, interactionId: i.id }, `discord: /${i.commandName} failed: ${describeError(err)}`);
+    await replyPrivately(i, ephemeral, 'Something went wrong on our side. Please try again in a moment.', true);
+  }
+}
+
+export async function onAutocomplete(deps: DiscordDeps, i: AutocompleteInteraction): Promise<void> {
+  const focused = i.options.getFocused(true);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<string[]>((resolve) => {
+    timer = setTimeout(() => resolve([]), AUTOCOMPLETE_TIMEOUT_MS);
   });
-}
-
-/** The options Discord resolved (after the subcommand level, if any) → the core's input. */
-export function toCommandInput(data: readonly CommandInteractionOption[]): CommandInput {
-  const sub = data.find((o) => o.type === ApplicationCommandOptionType.Subcommand);
-  const leaves = sub ? (sub.options ?? []) : data;
-  const options: Record<string, string | number | boolean> = {};
-  for (const o of leaves) if (o.value !== undefined) options[o.name] = o.value;
-  return { kind: 'options', ...(sub ? { subcommand: sub.name } : {}), options };
+  const found = await Promise.race([deps.core.autocomplete(i.commandName, focused.name, String(focused.value), context(i)).catch(() => []), timeout]);
+  clearTimeout(timer);
+  // A choice's value has the option's type: numbers for number/integer options.
+  const numeric = focused.type !== ApplicationCommandOptionType.String;
+  const choices = found.map((s) => ({ name: s.slice(0, 100), value: numeric ? Number(s) : s.slice(0, 100) }));
+  await i.respond(choices.filter((c) => !Number.isNaN(c.value)).slice(0, 25));
 }

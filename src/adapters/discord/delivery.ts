@@ -5,8 +5,11 @@
 import { DiscordAPIError, HTTPError, Routes, type REST, type RawFile } from 'discord.js';
 import type { Logger } from '../../log.ts';
 import type { BotCore, JobUpdate } from '../../core/types.ts';
+import { SerialQueue } from '../../util/serial-queue.ts';
+import { Throttle } from '../../util/throttle.ts';
+import { describeError } from './rest.ts';
 
-export const REACTIONS = { stronger: '➕', weaker: '➖', delete: '❌' } as const;
+export const REACTIONS = { stronger: '➕', weaker: '➖', cancel: '❌' } as const;
 /** Discord's default upload limit when no interaction told us the channel's. */
 export const DEFAULT_SIZE_LIMIT = 10 * 1024 * 1024;
 /** Interaction tokens last 15 min; stop using one a little before Discord does. */
@@ -33,24 +36,16 @@ interface MessageState extends Required<Omit<MessageInfo, 'token'>> {
   jobId?: string;
   /** initial: only the command's reply may be shown; final: the job's result is shown. */
   stage: 'initial' | 'progress' | 'final';
-  lastEditAt: number;
-  pending?: JobUpdate;
-  timer?: NodeJS.Timeout;
-  chain: Promise<void>;
   dead: boolean;
   seeded: boolean;
   touchedAt: number;
   /** The latest update shown, to cancel its job if the message becomes unreachable. */
   last?: JobUpdate;
+  /** The latest update of a job the message will show once `setJob` names it (a ➕ re-run can be that fast). */
+  parked?: JobUpdate;
 }
 
 interface Body { content?: string; embeds?: unknown[]; attachments?: { id: number; filename: string }[]; allowed_mentions?: unknown }
-
-/** A one-line description of a REST failure; never the URL (interaction tokens are in webhook URLs). */
-export function describeError(err: unknown): string {
-  if (err instanceof DiscordAPIError) return `${err.status} ${err.code}: ${err.message.split("\n")[0]}`;
-  return err instanceof Error ? err.message.split('\n')[0] : String(err);
-}
 
 /** Discord refuses a message whose content is over 2000 characters (embed descriptions: 4096). */
 export function clip(text: string, max = 2000): string {
@@ -68,6 +63,9 @@ function statusLine(u: JobUpdate): string {
 
 export class Deliveries {
   private readonly messages = new Map<string, MessageState>();
+  /** Edits of one message go out in order. */
+  private readonly edits = new SerialQueue();
+  private readonly progress: Throttle<JobUpdate>;
 
   constructor(
     private readonly core: BotCore,
@@ -75,14 +73,19 @@ export class Deliveries {
     /** Known once the gateway said READY. */
     private readonly applicationId: () => string,
     private readonly log: Logger,
-    private readonly throttleMs = 2000,
-  ) {}
+    throttleMs = 2000,
+  ) {
+    this.progress = new Throttle(throttleMs, (messageId, u) => {
+      const s = this.messages.get(messageId);
+      if (s && s.stage === 'progress' && u.jobId === s.jobId) void this.enqueue(s, () => this.edit(s, { content: u.text || statusLine(u), embeds: [] }));
+    });
+  }
 
   /** Remembers a message before its job exists, so that no update can race past it. */
   register(info: MessageInfo): void {
     this.forgetIdle();
     const old = this.messages.get(info.messageId);
-    if (old) clearTimeout(old.timer);
+    this.progress.forget(info.messageId);
     this.messages.set(info.messageId, {
       channelId: info.channelId,
       messageId: info.messageId,
@@ -91,8 +94,6 @@ export class Deliveries {
       sizeLimit: info.sizeLimit ?? DEFAULT_SIZE_LIMIT,
       ephemeral: info.ephemeral ?? false,
       stage: 'initial',
-      lastEditAt: 0,
-      chain: old?.chain ?? Promise.resolve(),
       dead: false,
       seeded: old?.seeded ?? false,
       touchedAt: Date.now(),
@@ -101,39 +102,34 @@ export class Deliveries {
 
   private forgetIdle(): void {
     const cutoff = Date.now() - FORGET_AFTER_MS;
-    for (const [id, s] of this.messages) if (s.touchedAt < cutoff && !s.timer) this.messages.delete(id);
-  }
-
-  /** Before a ➕/➖ re-run: the message's next job is adopted from whichever update names it first. */
-  expectJob(messageId: string): () => void {
-    const s = this.messages.get(messageId);
-    if (!s) return () => {};
-    const { jobId, stage } = s;
-    this.reset(s, undefined);
-    return () => {
-      if (s.jobId === undefined) Object.assign(s, { jobId, stage });
-    };
+    for (const [id, s] of this.messages) {
+      if (s.touchedAt < cutoff) {
+        this.messages.delete(id);
+        this.progress.forget(id);
+      }
+    }
   }
 
   /** The message now shows `jobId`; until the job's first update, it shows the command's reply `text`. */
   setJob(messageId: string, jobId: string, text: string): Promise<void> {
     const s = this.messages.get(messageId);
     if (!s) return Promise.resolve();
-    if (s.jobId !== undefined && s.jobId !== jobId) this.reset(s, jobId);
-    s.jobId = jobId;
-    return this.showText(messageId, text);
-  }
-
-  private reset(s: MessageState, jobId: string | undefined): void {
-    clearTimeout(s.timer);
-    Object.assign(s, { jobId, stage: 'initial', timer: undefined, pending: undefined });
+    if (s.jobId !== jobId) {
+      this.progress.forget(messageId);
+      Object.assign(s, { jobId, stage: 'initial' });
+    }
+    const shown = this.showText(messageId, text);
+    const parked = s.parked;
+    s.parked = undefined;
+    if (parked?.jobId === jobId) this.update(parked);
+    return shown;
   }
 
   /** Replaces the message's text (the command's immediate reply) unless the job already moved on. */
   showText(messageId: string, text: string): Promise<void> {
     const s = this.messages.get(messageId);
-    if (!s || s.stage !== 'initial') return s?.chain ?? Promise.resolve();
-    s.lastEditAt = Date.now();
+    if (!s || s.stage !== 'initial') return this.edits.idle();
+    this.progress.shown(messageId);
     return this.enqueue(s, () => this.edit(s, { content: text, embeds: [] }));
   }
 
@@ -149,78 +145,75 @@ export class Deliveries {
     }
     s.jobId ??= u.jobId;
     s.touchedAt = Date.now();
-    if (s.dead || u.jobId !== s.jobId || s.stage === 'final') return;
+    if (u.jobId !== s.jobId) {
+      // A re-run's updates can arrive before the core's answer names its job: keep the latest for setJob.
+      if (s.parked?.jobId !== u.jobId || s.parked.status === 'queued' || s.parked.status === 'running') s.parked = u;
+      return;
+    }
+    if (s.dead || s.stage === 'final') return;
     s.last = u;
     if (u.status === 'queued' || u.status === 'running') {
       s.stage = 'progress';
-      s.pending = u;
-      if (s.timer) return;
-      const wait = Math.max(0, s.lastEditAt + this.throttleMs - Date.now());
-      s.timer = setTimeout(() => {
-        s.timer = undefined;
-        const p = s.pending;
-        s.pending = undefined;
-        if (!p || s.stage !== 'progress' || p.jobId !== s.jobId) return;
-        s.lastEditAt = Date.now();
-        void this.enqueue(s, () => this.edit(s, { content: p.text || statusLine(p), embeds: [] }));
-      }, wait);
+      this.progress.push(messageId, u);
       return;
     }
-    clearTimeout(s.timer);
-    s.timer = undefined;
-    s.pending = undefined;
+    this.progress.shown(messageId);
     s.stage = 'final';
-    s.lastEditAt = Date.now();
-    if (u.status === 'completed') void this.enqueue(s, () => this.showResult(s, u));
-    else if (u.status === 'failed') void this.enqueue(s, () => this.edit(s, { content: '', embeds: [redEmbed('Edit failed', u.text || 'The edit failed.')], attachments: [] }));
-    else void this.enqueue(s, () => this.edit(s, { content: u.text || 'Cancelled.', embeds: [], attachments: [] }));
+    const state = s;
+    if (u.status === 'completed') void this.enqueue(s, () => this.showResult(state, u));
+    else if (u.status === 'failed') void this.enqueue(s, () => this.edit(state, { content: '', embeds: [redEmbed('Edit failed', u.text || 'The edit failed.')], attachments: [] }));
+    else void this.enqueue(s, () => this.edit(state, { content: u.text || 'Cancelled.', embeds: [], attachments: [] }));
   }
 
   /** Deletes the bot's message (❌ on a result); later updates for it are dropped. */
   async remove(messageId: string, channelId: string): Promise<void> {
     if (!this.messages.has(messageId)) this.register({ channelId, messageId });
     const s = this.messages.get(messageId)!;
-    clearTimeout(s.timer);
+    this.progress.forget(messageId);
     s.dead = true; // edits still queued are skipped
-    await s.chain;
-    const useToken = this.tokenAlive(s);
-    try {
-      await this.rest.delete(useToken ? Routes.webhookMessage(this.applicationId(), s.token!, '@original') : Routes.channelMessage(channelId, messageId), { auth: !useToken });
-    } catch (err) {
-      this.log.warn({ messageId }, `discord: could not delete message: ${describeError(err)}`);
-    }
+    await this.edits.run(messageId, async () => {
+      const useToken = this.tokenAlive(s);
+      try {
+        await this.rest.delete(useToken ? Routes.webhookMessage(this.applicationId(), s.token!, '@original') : Routes.channelMessage(channelId, messageId), { auth: !useToken });
+      } catch (err) {
+        this.log.warn({ messageId }, `discord: could not delete message: ${describeError(err)}`);
+      }
+    });
   }
 
   /** Waits for every queued edit (for graceful shutdown and tests). */
-  async idle(): Promise<void> {
-    await Promise.all([...this.messages.values()].map((s) => s.chain));
+  idle(): Promise<void> {
+    return this.edits.idle();
   }
 
   close(): void {
-    for (const s of this.messages.values()) clearTimeout(s.timer);
+    this.progress.close();
     this.messages.clear();
   }
 
   private enqueue(s: MessageState, step: () => Promise<void>): Promise<void> {
-    s.chain = s.chain.then(async () => {
+    return this.edits.run(s.messageId, async () => {
       if (s.dead) return;
       try {
         await step();
       } catch (err) {
-        if (err instanceof DiscordAPIError && (PERMANENT.has(Number(err.code)) || err.status === 403)) {
-          // Deleted channel, kicked bot, missing permissions: later edits can't work either.
-          s.dead = true;
-          clearTimeout(s.timer);
-          this.log.warn({ jobId: s.jobId, channelId: s.channelId }, `discord: giving up on message ${s.messageId}: ${describeError(err)}`);
-          // Nobody can see the result: cancel the job (as its requester's ❌ would) unless it is done.
-          const u = s.last;
-          if (u && s.stage !== 'final') void this.core.nudge(u.jobId, 'delete', u.requesterId, `discord:undeliverable:${u.jobId}`, u.target).catch(() => {});
-        } else {
-          this.log.error({ jobId: s.jobId, channelId: s.channelId }, `discord: edit failed: ${describeError(err)}`);
-        }
+        this.failed(s, err);
       }
     });
-    return s.chain;
+  }
+
+  private failed(s: MessageState, err: unknown): void {
+    if (!(err instanceof DiscordAPIError && (PERMANENT.has(Number(err.code)) || err.status === 403))) {
+      this.log.error({ jobId: s.jobId, channelId: s.channelId }, `discord: edit failed: ${describeError(err)}`);
+      return;
+    }
+    // Deleted channel, kicked bot, missing permissions: later edits can't work either.
+    s.dead = true;
+    this.progress.forget(s.messageId);
+    this.log.warn({ jobId: s.jobId, channelId: s.channelId }, `discord: giving up on message ${s.messageId}: ${describeError(err)}`);
+    // Nobody can see the result: cancel the job (as its requester's ❌ would) unless it is done.
+    const u = s.last;
+    if (u && s.stage !== 'final') void this.core.cancel(u.jobId, u.requesterId, `discord:undeliverable:${u.jobId}`).catch(() => {});
   }
 
   private tokenAlive(s: MessageState): boolean {

@@ -2,8 +2,8 @@
 // discord.js guide). Per guild when DISCORD_GUILD_ID is set (instant, for development), else globally.
 //   npx tsx src/adapters/discord/deploy-commands.ts [--global] [--print]
 import { config as loadDotenv } from 'dotenv';
-import { COMMANDS } from '../../core/bot.ts';
-import { toDiscordCommands } from './commands.ts';
+import { COMMANDS } from '../../../commands/index.ts';
+import { toDiscordCommands } from './command-json.ts';
 import { deployCommands } from './register.ts';
 
 loadDotenv({ quiet: true });

@@ -1,9 +1,8 @@
 // Registers the slash commands: per guild while developing (instant), globally in production.
 import { REST, Routes } from 'discord.js';
 import type { CommandDefinition } from '../../core/types.ts';
-import { toDiscordCommands } from './commands.ts';
-import { describeError } from './delivery.ts';
-import { restOptions } from './index.ts';
+import { toDiscordCommands } from './command-json.ts';
+import { describeError, restOptions } from './rest.ts';
 
 export interface DeployResult { scope: 'guild' | 'global'; names: string[] }
 

@@ -2,7 +2,7 @@
 // named user, see progress and image replies, and react ➕/➖/❌ on results. State lives in memory; results
 // live in the core's store.
 import type { BotCore, CommandReply, JobUpdate, Nudge } from '../../core/types.ts';
-import { readJson, sendJson, type RouteHandler } from '../../runtime/http.ts';
+import { readJson, sendJson, type RouteHandler } from '../../http.ts';
 import { PAGE } from './page.ts';
 
 export type MessageStatus = 'pending' | 'queued' | 'running' | 'completed' | 'failed' | 'cancelled' | 'error' | 'info';
@@ -31,15 +31,15 @@ export interface PlaygroundOptions {
 
 const CHANNEL = 'general';
 const SERVER = 'playground';
-const NUDGES: Record<string, Nudge> = {
+const ACTIONS: Record<string, Nudge | 'cancel'> = {
   '➕': 'stronger',
   '+': 'stronger',
   heavy_plus_sign: 'stronger',
   '➖': 'weaker',
   '-': 'weaker',
   heavy_minus_sign: 'weaker',
-  '❌': 'delete',
-  x: 'delete',
+  '❌': 'cancel',
+  x: 'cancel',
 };
 const USER_NAME = /^[\w.-]{1,32}$/;
 
@@ -133,22 +133,26 @@ export function createPlayground(core: BotCore, options: PlaygroundOptions): Pla
     const who = msg.reactions[emoji] ?? [];
     if (who.includes(user)) return { status: 200, body: { ok: true } }; // a reaction toggles once, like the platforms
     change(msg, { reactions: { ...msg.reactions, [emoji]: [...who, user] } });
-    const nudge = NUDGES[emoji];
+    const action = ACTIONS[emoji];
     const jobId = await core.jobForMessage('playground', id);
-    if (!nudge || !jobId) return { status: 200, body: { ok: true } };
+    if (!action || !jobId) return { status: 200, body: { ok: true } };
+    const dedupeKey = `playground:${id}:${user}:${emoji}`;
+    if (action === 'cancel') {
+      const result = await core.cancel(jobId, user, dedupeKey);
+      if (!result) return { status: 200, body: { ok: true, ignored: true } };
+      if (!result.error) change(msg, { imageUrl: undefined, text: `${msg.text}\n(${result.text.toLowerCase()})` });
+      const reply = add({ user: 'styleclip', bot: true, text: '…', replyTo: id, status: 'pending' });
+      await applyReply(reply, result);
+      return { status: 200, body: { ok: true, id: reply.id } };
+    }
     const reply = add({ user: 'styleclip', bot: true, text: '…', replyTo: id, status: 'pending' });
-    const result = await core.nudge(jobId, nudge, user, `playground:${id}:${user}:${emoji}`, {
-      platform: 'playground',
-      channelId: CHANNEL,
-      messageId: reply.id,
-    });
+    const result = await core.nudge(jobId, action, user, dedupeKey, { platform: 'playground', channelId: CHANNEL, messageId: reply.id });
     if (!result) {
       messages.splice(messages.indexOf(reply), 1);
       byId.delete(reply.id);
       version++;
       return { status: 200, body: { ok: true, ignored: true } };
     }
-    if (nudge === 'delete' && !result.error) change(msg, { imageUrl: undefined, text: `${msg.text}\n(${result.text.toLowerCase()})` });
     await applyReply(reply, result);
     return { status: 200, body: { ok: true, id: reply.id } };
   }

@@ -1,7 +1,7 @@
 // Who may run admin commands on Slack: workspace admins and owners (users.info), plus SLACK_ADMIN_USERS.
 import type { App } from '@slack/bolt';
 import type { Logger } from '../../log.ts';
-import { BoundedMap } from './memory.ts';
+import { BoundedMap } from '../../util/bounded-map.ts';
 import { errorCode } from './messages.ts';
 
 const CACHE_MS = 5 * 60_000;

@@ -2,9 +2,12 @@
 // finished image is uploaded into the thread with files.uploadV2. Both messages are linked to the job so that
 // reactions on either find it.
 import type { App } from '@slack/bolt';
-import type { BotCore, CommandReply, JobStatus, JobUpdate } from '../../core/types.ts';
+import { isFinal, type BotCore, type CommandReply, type JobStatus, type JobUpdate } from '../../core/types.ts';
 import type { Logger } from '../../log.ts';
-import { BoundedMap, messageKey, type KnownJob } from './memory.ts';
+import { BoundedMap } from '../../util/bounded-map.ts';
+import { SerialQueue } from '../../util/serial-queue.ts';
+import { Throttle } from '../../util/throttle.ts';
+import { messageKey, type KnownJob } from './memory.ts';
 import { errorCode, escapeText, mention, statusText } from './messages.ts';
 
 /** A message the bot posted for a job before the job existed. */
@@ -17,13 +20,14 @@ export interface Placeholder {
 
 /** Progress edits of one message at most this often (chat.update is rate limited per workspace). */
 const PROGRESS_EVERY_MS = 2000;
-const TERMINAL: JobStatus[] = ['completed', 'failed', 'cancelled'];
 
 export class JobMessages {
   /** Jobs seen by this process: lets reactions be filtered without a core call. */
   readonly known = new BoundedMap<string, KnownJob>(10_000);
-  private shown = new BoundedMap<string, { status: JobStatus; at: number }>(10_000);
-  private chains = new Map<string, Promise<void>>();
+  /** The last status shown per job. */
+  private shown = new BoundedMap<string, JobStatus>(10_000);
+  private readonly edits = new SerialQueue();
+  private readonly progress = new Throttle<JobUpdate>(PROGRESS_EVERY_MS, (jobId, update) => void this.show(update));
 
   constructor(
     private readonly core: Pick<BotCore, 'linkMessage' | 'resultImage'>,
@@ -55,44 +59,45 @@ export class JobMessages {
     await this.client.chat.update({ channel: p.channel, ts: p.ts, text: `${mention(userId)} ${escapeText(reply.text)}` });
   }
 
-  /** A job update from the core: edits the job's message and, once completed, uploads the image. */
+  /** A job update from the core: edits the job's message (progress throttled) and, once completed, uploads the image. */
   deliver(update: JobUpdate): Promise<void> {
     const { jobId, target } = update;
     if (!target.messageId) return Promise.resolve();
     if (!this.known.has(jobId)) this.known.set(jobId, { requesterId: update.requesterId, threadTs: target.threadId });
+    if (!isFinal(update.status)) {
+      this.progress.push(jobId, update);
+      return this.inOrder(jobId, async () => {}); // resolves once an edit sent now is done
+    }
+    this.progress.forget(jobId);
+    return this.show(update);
+  }
+
+  /** Whether this process saw the job start and not yet finish. */
+  inFlight(jobId: string): boolean {
+    const status = this.shown.get(jobId);
+    return this.known.has(jobId) && !(status && isFinal(status));
+  }
+
+  /** Resolves when the edits and uploads under way are done (for a clean shutdown). */
+  idle(): Promise<void> {
+    return this.edits.idle();
+  }
+
+  private show(update: JobUpdate): Promise<void> {
+    const { jobId, target } = update;
     return this.inOrder(jobId, async () => {
       const last = this.shown.get(jobId);
-      if (last && TERMINAL.includes(last.status)) return; // late or repeated news of a finished job
-      const now = Date.now();
-      if (last?.status === update.status && !TERMINAL.includes(update.status) && now - last.at < PROGRESS_EVERY_MS) return;
-      this.shown.set(jobId, { status: update.status, at: now });
+      if (last && isFinal(last)) return; // late or repeated news of a finished job
+      this.shown.set(jobId, update.status);
       const text = statusText(update);
       await this.client.chat.update({ channel: target.channelId, ts: target.messageId as string, text });
       if (update.status === 'completed') await this.upload(update, text);
     });
   }
 
-  /** Whether this process saw the job start and not yet finish. */
-  inFlight(jobId: string): boolean {
-    const status = this.shown.get(jobId)?.status;
-    return this.known.has(jobId) && !(status && TERMINAL.includes(status));
-  }
-
-  /** Resolves when the edits and uploads under way are done (for a clean shutdown). */
-  async idle(): Promise<void> {
-    await Promise.all(this.chains.values());
-  }
-
   /** Runs `task` after everything already scheduled for the job, so edits never land out of order. */
   private inOrder(jobId: string, task: () => Promise<void>): Promise<void> {
-    const next = (this.chains.get(jobId) ?? Promise.resolve())
-      .then(task)
-      .catch((err: unknown) => this.log.warn({ jobId, err: errorCode(err) }, 'slack message update failed'));
-    this.chains.set(jobId, next);
-    void next.then(() => {
-      if (this.chains.get(jobId) === next) this.chains.delete(jobId);
-    });
-    return next;
+    return this.edits.run(jobId, task).catch((err: unknown) => this.log.warn({ jobId, err: errorCode(err) }, 'slack message update failed'));
   }
 
   private async upload(update: JobUpdate, caption: string): Promise<void> {

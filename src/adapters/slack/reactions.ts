@@ -4,17 +4,18 @@
 // dedupe key (which holds across bot instances).
 import type { App } from '@slack/bolt';
 import type { Nudge } from '../../core/types.ts';
+import { BoundedMap } from '../../util/bounded-map.ts';
 import type { SlackDeps } from './deps.ts';
-import { BoundedMap, messageKey } from './memory.ts';
+import { messageKey } from './memory.ts';
 import { escapeText, pendingText } from './messages.ts';
 
-const NUDGES: Record<string, Nudge> = { heavy_plus_sign: 'stronger', heavy_minus_sign: 'weaker', x: 'delete' };
+const ACTIONS: Record<string, Nudge | 'cancel'> = { heavy_plus_sign: 'stronger', heavy_minus_sign: 'weaker', x: 'cancel' };
 
 export function registerReactions(app: App, deps: SlackDeps): void {
   const seen = new BoundedMap<string, true>(10_000);
   app.event('reaction_added', async ({ event, body, context }) => {
-    const nudge = NUDGES[event.reaction];
-    if (!nudge || event.item.type !== 'message' || event.item_user !== context.botUserId) return;
+    const action = ACTIONS[event.reaction];
+    if (!action || event.item.type !== 'message' || event.item_user !== context.botUserId) return;
     if (seen.has(body.event_id)) return;
     seen.set(body.event_id, true);
 
@@ -26,8 +27,8 @@ export function registerReactions(app: App, deps: SlackDeps): void {
     if (known && known.requesterId !== event.user) return; // only the requester nudges (the core checks too)
     const threadTs = known?.threadTs ?? ts; // after a restart, the reacted message stands for its thread
     const tell = (text: string) => client.chat.postEphemeral({ channel, user: event.user, thread_ts: threadTs, text });
-    if (nudge === 'delete') {
-      const reply = await core.nudge(jobId, nudge, event.user, body.event_id, { platform: 'slack', channelId: channel });
+    if (action === 'cancel') {
+      const reply = await core.cancel(jobId, event.user, body.event_id);
       if (!reply) return;
       // A cancelled job's message gets the core's "Cancelled." update; a deleted result leaves the channel.
       if (!jobs.inFlight(jobId)) {
@@ -37,10 +38,10 @@ export function registerReactions(app: App, deps: SlackDeps): void {
       await tell(escapeText(reply.text));
       return;
     }
-    const posted = await client.chat.postMessage({ channel, thread_ts: threadTs, text: pendingText(event.user, `${nudge} edit`) });
+    const posted = await client.chat.postMessage({ channel, thread_ts: threadTs, text: pendingText(event.user, `${action} edit`) });
     // Slack says which thread the message went in (the parent's, when threadTs was itself a reply).
     const p = { channel, ts: posted.ts as string, threadTs: posted.message?.thread_ts ?? threadTs };
-    const reply = await core.nudge(jobId, nudge, event.user, body.event_id, {
+    const reply = await core.nudge(jobId, action, event.user, body.event_id, {
       platform: 'slack',
       channelId: channel,
       messageId: p.ts,

@@ -4,7 +4,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { openPack } from '../../engine/index.ts';
-import { int, parseFlags, str, UsageError } from '../args.ts';
+import { int, parseFlags, str } from '../args.ts';
+import { UsageError } from '../../errors.ts';
 import { benchEngine, type BenchResult } from './bench.ts';
 
 export const usage = `usage: styleclip bench-suite [--runs N] [--batch N] [--device cpu|cuda] [--skip-large]

@@ -1,6 +1,7 @@
 import { writeNpy } from '../../engine/npy.ts';
 import { checkWritable } from '../../engine/index.ts';
-import { parseFlags, requireStr, str, UsageError } from '../args.ts';
+import { parseFlags, requireStr, str } from '../args.ts';
+import { UsageError } from '../../errors.ts';
 import { openFromArgs, PACK_FLAGS } from '../common.ts';
 import { promptFlag, TEXT_FLAGS, thresholdFlag } from './edit.ts';
 

@@ -1,6 +1,7 @@
 import type { EditSpec, Method } from '../../engine/types.ts';
 import { validateStrength } from '../../engine/index.ts';
-import { asUsage, num, parseFlags, requireStr, str, UsageError, type ParsedArgs } from '../args.ts';
+import { asUsage, num, parseFlags, requireStr, str, type ParsedArgs } from '../args.ts';
+import { UsageError } from '../../errors.ts';
 import { checkOutputs, checkSource, openFromArgs, PACK_FLAGS, SOURCE_FLAGS, sourceStates, writeOutputs } from '../common.ts';
 
 export const usage = `usage: styleclip edit --pack DIR --prompt TEXT [--neutral TEXT] [--method global|mapper] [--mapper NAME]

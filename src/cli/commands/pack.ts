@@ -1,5 +1,6 @@
 import { checkPack } from '../../engine/check.ts';
-import { parseFlags, UsageError } from '../args.ts';
+import { parseFlags } from '../args.ts';
+import { UsageError } from '../../errors.ts';
 
 export const usage = `usage: styleclip pack check DIR
 

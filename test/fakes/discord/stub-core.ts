@@ -27,7 +27,7 @@ export const STUB_COMMANDS: CommandDefinition[] = [
 
 export class StubCore implements BotCore {
   readonly invocations: { name: string; input: CommandInput; ctx: InvocationContext; target: ReplyTarget }[] = [];
-  readonly nudges: { jobId: string; nudge: Nudge; userId: string; dedupeKey: string }[] = [];
+  readonly nudges: { jobId: string; nudge: Nudge | 'cancel'; userId: string; dedupeKey: string }[] = [];
   readonly imageRequests: { jobId: string; maxBytes?: number }[] = [];
   readonly links = new Map<string, string>();
   /** Extra time `invoke` takes (a full queue, a slow Redis). */
@@ -66,13 +66,19 @@ export class StubCore implements BotCore {
     this.nudges.push({ jobId, nudge, userId, dedupeKey });
     const job = this.jobs.get(jobId);
     if (!job || job.requester !== userId) return null;
-    if (nudge === 'delete') return { text: 'Deleted.' };
     const existing = this.dedupe.get(dedupeKey);
     if (existing) return { text: 'Already re-running.', job: { id: existing, position: 1 } };
     const id = `${jobId}:${++this.n}`;
     this.dedupe.set(dedupeKey, id);
     this.jobs.set(id, { requester: userId, strength: job.strength + (nudge === 'stronger' ? 1 : -1), target });
     return { text: `Re-running ${nudge}…`, job: { id, position: 1 } };
+  }
+
+  async cancel(jobId: string, userId: string, dedupeKey: string): Promise<CommandReply | null> {
+    this.nudges.push({ jobId, nudge: 'cancel', userId, dedupeKey });
+    const job = this.jobs.get(jobId);
+    if (!job || job.requester !== userId) return null;
+    return { text: 'Deleted.' };
   }
 
   strength(jobId: string): number | undefined { return this.jobs.get(jobId)?.strength; }

@@ -147,3 +147,13 @@ export class RedisStore implements Store {
     this.redis.disconnect();
   }
 }
+
+/** ioredis' errors while Redis is down or restarting (the store fails fast rather than buffering). */
+export function isRedisDown(err: unknown): boolean {
+  const e = err as { name?: string; code?: string; message?: string };
+  return (
+    e?.name === 'MaxRetriesPerRequestError' ||
+    ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT'].includes(e?.code ?? '') ||
+    /enableOfflineQueue|Connection is closed|Stream isn't writeable/i.test(e?.message ?? '')
+  );
+}

@@ -1,9 +1,9 @@
 // Per-server settings (Discord guild, Slack team, playground), persisted in the store; every change is audited.
 import type { Logger } from '../log.ts';
-import { getJSON, setJSON, type Store } from '../jobs/store.ts';
-import { keys } from '../jobs/types.ts';
-import type { PackCatalog } from './packs.ts';
-import { MAX_STRENGTH } from '../engine/types.ts';
+import { getJSON, setJSON, type Store } from './store.ts';
+import { keys } from './keys.ts';
+import type { PackCatalog } from '../engine/catalog.ts';
+import { strengthProblem } from '../engine/types.ts';
 
 export type MethodSetting = 'auto' | 'global' | 'mapper';
 
@@ -68,12 +68,11 @@ function num(key: string, value: string): number {
   return n;
 }
 
-export { MAX_STRENGTH };
-
-/** A strength bound: jobs outside ±MAX_STRENGTH would be queued only to fail in the worker. */
+/** A strength bound: jobs outside the engine's range would be queued only to fail in the worker. */
 function strength(key: string, value: string): number {
   const n = num(key, value);
-  if (Math.abs(n) > MAX_STRENGTH) throw new SettingsError(`${key} must be from -${MAX_STRENGTH} to ${MAX_STRENGTH}, got ${n}.`);
+  const problem = strengthProblem(n, key);
+  if (problem) throw new SettingsError(`${problem}.`);
   return n;
 }
 

@@ -1,0 +1,37 @@
+// What users read about an edit: the one-line description in queued replies, the result caption, and the
+// strength a ➕/➖ nudge asks for.
+import type { EditSpec } from '../engine/types.ts';
+import type { EditJobData, ResultMeta } from '../jobs/types.ts';
+
+const round2 = (n: number) => Math.round(n * 100) / 100;
+
+/** One line describing an edit, for queued replies and result captions. */
+export function describeSpec(spec: EditSpec): string {
+  const parts = [`**${spec.prompt}**`, spec.method, `strength ${round2(spec.strength)}`];
+  if (spec.method === 'global' && spec.threshold !== undefined) parts.push(`threshold ${spec.threshold}`);
+  return parts.join(' · ');
+}
+
+/** The caption of a finished result. */
+export function describeResult(data: EditJobData, meta: ResultMeta): string {
+  const info = meta.info;
+  const parts = [`**${data.spec.prompt}**`, info.method];
+  parts.push(`strength ${round2(info.strength)}`);
+  if (info.threshold !== undefined) parts.push(`threshold ${round2(info.threshold)}`);
+  if (info.channels !== undefined) parts.push(`${info.channels} channels`);
+  if (info.mapper) parts.push(`mapper ${info.mapper}`);
+  if (meta.seed !== undefined) parts.push(`seed ${meta.seed}`);
+  parts.push(`job ${data.jobId}`);
+  let text = `${parts.join(' · ')}\nReact ➕ for stronger, ➖ for weaker.`;
+  if (meta.untrained) {
+    text += `\n_Made with the untrained demo pack "${meta.pack}": images are noise-like. See docs/operations.md to install a real pack._`;
+  }
+  return text;
+}
+
+/** Nudges multiply the strength by this (➕) or divide by it (➖). */
+export const NUDGE_FACTOR = 1.5;
+
+export function nudgedStrength(strength: number, direction: 'stronger' | 'weaker'): number {
+  return round2(direction === 'stronger' ? strength * NUDGE_FACTOR : strength / NUDGE_FACTOR);
+}

@@ -1,0 +1,130 @@
+// Putting jobs on the queue and taking them off: the per-user and per-server caps checked at submission,
+// idempotent job ids, fair priority, the queue position in the reply; cancelling and deleting results.
+import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
+import type { JobQueue } from '../jobs/queue.ts';
+import type { EditJobData } from '../jobs/types.ts';
+import { getJSON, setJSON, type Store } from '../state/store.ts';
+import { keys } from '../state/keys.ts';
+import type { ServerSettings, SettingsService } from '../state/settings.ts';
+import { SerialQueue } from '../util/serial-queue.ts';
+import { describeSpec } from './captions.ts';
+import { refuse } from './command.ts';
+import type { JobEvents } from './job-events.ts';
+import type { CommandReply } from './types.ts';
+
+export const UNAVAILABLE = 'The job queue is unavailable right now; please try again in a minute.';
+export const RESTARTING = 'The bot is restarting; please try again in a minute.';
+export const LOST_IN_RESTART = 'Edit failed: the bot restarted before this job ran; please run it again.';
+
+export type CancelOutcome = 'cancelled' | 'cancelling' | 'finished';
+
+export interface SubmissionsOptions {
+  queue: JobQueue;
+  store: Store;
+  settings: SettingsService;
+  events: JobEvents;
+  metrics: Metrics;
+  log: Logger;
+  resultTtlS: number;
+}
+
+/** Why a new job may not join the queue now, given what the user and the server already have in flight. */
+function capRefusal(s: ServerSettings, userJobs: number, serverJobs: number): { reason: string; text: string } | null {
+  if (userJobs >= s.userRunning + s.userWaiting) {
+    const text =
+      `You already have ${userJobs} jobs running or waiting (limit: ${s.userRunning} running + ${s.userWaiting} waiting). ` +
+      'Wait for one to finish, or cancel with /styleclip-cancel.';
+    return { reason: 'user_limit', text };
+  }
+  if (serverJobs >= s.serverRunning + s.serverWaiting) {
+    return { reason: 'server_limit', text: `This server's queue is full (${serverJobs} jobs). Try again in a little while.` };
+  }
+  // A running limit of 0 pauses edits: a job accepted now would wait until an admin raises it.
+  const paused = s.serverRunning === 0 ? 'server-running' : s.userRunning === 0 ? 'user-running' : null;
+  return paused ? { reason: 'paused', text: `Edits are paused on this server (an admin set ${paused} to 0).` } : null;
+}
+
+export class Submissions {
+  /** Set once a shutdown starts: new jobs are refused. */
+  private closing = false;
+  /** Submissions run one at a time in this process so two quick requests cannot both slip under a cap. */
+  private readonly serial = new SerialQueue();
+
+  constructor(private readonly o: SubmissionsOptions) {}
+
+  submit(data: EditJobData): Promise<CommandReply> {
+    return this.serial.run('submit', () => this.submitNow(data));
+  }
+
+  refuseNew(): void {
+    this.closing = true;
+  }
+
+  /** Cancels a waiting job at once (and says so), or flags a running one for its worker. */
+  async cancel(jobId: string): Promise<CancelOutcome> {
+    const { store, queue, events } = this.o;
+    // Flag first, so a job that starts meanwhile still sees it.
+    await store.set(keys.cancel(jobId), '1', this.o.resultTtlS);
+    if (await queue.removeWaiting(jobId)) {
+      events.positionsChanged();
+      const data = await getJSON<EditJobData>(store, keys.job(jobId));
+      if (data) {
+        events.count(data, 'cancelled', false);
+        await events.deliver(data, { status: 'cancelled', text: 'Cancelled.' });
+      }
+      return 'cancelled';
+    }
+    if ((await queue.inFlight()).some((j) => j.id === jobId)) return 'cancelling';
+    await store.del(keys.cancel(jobId));
+    return 'finished';
+  }
+
+  /** Deletes a finished job's stored result (its image, latent and caption data). */
+  async deleteResult(jobId: string): Promise<void> {
+    await this.o.store.del(keys.resultPng(jobId), keys.resultWplus(jobId), keys.resultDelta(jobId), keys.resultMeta(jobId));
+  }
+
+  /** In-process queue only: waiting jobs die with the process, so their users are told now. */
+  async failWaiting(): Promise<void> {
+    const { queue, events } = this.o;
+    for (const job of await queue.inFlight()) {
+      if (job.state === 'waiting' && (await queue.removeWaiting(job.id))) {
+        if (await events.deliver(job.data, { status: 'failed', text: LOST_IN_RESTART })) events.count(job.data, 'failed', false);
+      }
+    }
+  }
+
+  private async submitNow(data: EditJobData): Promise<CommandReply> {
+    if (this.closing) return refuse(RESTARTING);
+    const { queue, store, metrics, log } = this.o;
+    const [inFlight, existing, s] = await Promise.all([
+      queue.inFlight(),
+      getJSON<EditJobData>(store, keys.job(data.jobId)),
+      this.o.settings.get(data.scope),
+    ]);
+    if (existing) {
+      const position = inFlight.find((j) => j.id === data.jobId)?.position ?? 0;
+      return { text: `Already queued as job ${data.jobId}.`, job: { id: data.jobId, position } };
+    }
+    const mine = inFlight.filter((j) => j.data.platform === data.platform && j.data.requesterId === data.requesterId);
+    const refusal = capRefusal(s, mine.length, inFlight.filter((j) => j.data.scope === data.scope).length);
+    if (refusal) {
+      metrics.refusals.inc({ reason: refusal.reason });
+      return refuse(refusal.text);
+    }
+    data = { ...data, priority: mine.length + 1 };
+    await setJSON(store, keys.job(data.jobId), data, this.o.resultTtlS);
+    try {
+      await queue.add(data);
+    } catch (err) {
+      await store.del(keys.job(data.jobId)).catch(() => {});
+      log.error({ jobId: data.jobId, err: (err as Error).message }, 'queueing failed');
+      return refuse(UNAVAILABLE);
+    }
+    const position = inFlight.filter((j) => j.state === 'waiting' && (j.data.priority ?? 1) <= data.priority!).length + 1;
+    this.o.events.queuedAt(data.jobId, position);
+    log.info({ jobId: data.jobId, scope: data.scope, user: data.requesterId, method: data.spec.method }, 'job queued');
+    return { text: `Queued ${describeSpec(data.spec)} — position ${position}. Job ${data.jobId}.`, job: { id: data.jobId, position } };
+  }
+}

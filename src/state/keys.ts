@@ -1,0 +1,16 @@
+// Store keys, in one place: every record the bot and the workers share.
+export const keys = {
+  job: (id: string) => `job:${id}`,
+  resultMeta: (id: string) => `result:${id}:meta`,
+  resultPng: (id: string) => `result:${id}:png`,
+  resultWplus: (id: string) => `result:${id}:wplus`,
+  resultDelta: (id: string) => `result:${id}:delta`,
+  cancel: (id: string) => `cancel:${id}`,
+  claim: (id: string, what: string) => `claim:${id}:${what}`,
+  link: (platform: string, messageKey: string) => `link:${platform}:${messageKey}`,
+  nudge: (dedupeKey: string) => `nudge:${dedupeKey}`,
+  /** A user's latest finished job ids (newest first), for `source` suggestions. */
+  recent: (platform: string, userId: string) => `recent:${platform}:${userId}`,
+  settings: (scope: string) => `settings:${scope}`,
+  settingsLog: (scope: string) => `settings-log:${scope}`,
+};

@@ -15,7 +15,7 @@ import { startOpsServer } from './http.ts';
 import { appOptions, createApp, queueTuning } from './app.ts';
 import { BullQueue } from '../jobs/bull-queue.ts';
 import { settlesWithin } from '../jobs/queue.ts';
-import { RedisStore } from '../state/store.ts';
+import { RedisStore } from '../state/redis-store.ts';
 import { startWorker } from '../worker/start.ts';
 
 const HELP: Record<string, string> = {

@@ -5,7 +5,7 @@ Every case builds random-weight checkpoints in the official layouts (rosinality 
 CLIP state_dict + BPE vocab, StyleCLIP mapper, official-format fs3 + conv std) and converts them
 with the toolkit's converters. The expected outputs come from the checkpoints themselves, through
 the reference modules (grouped-conv rosinality generator, OpenAI CLIP, LevelsMapper) and the
-official global maths in `dirs_official` — never from the pack.
+official global maths in `directions.official` — never from the pack.
 """
 
 import json
@@ -20,12 +20,11 @@ from .bpe import IMAGENET_TEMPLATES_79, SimpleTokenizer, make_tiny_vocab, tokeni
 from .clip_model import clip_from_state_dict, tiny_clip_state_dict
 from .convert_clip import convert_clip
 from .convert_generator import convert_generator
-from .dirs_official import style_delta, text_direction
-from .dirs_pack import conv_mask, parse_channels
+from .directions.official import style_delta, text_direction
 from .errors import ToolkitError
 from .import_directions import import_directions
 from .mapper import build_random_mapper_checkpoint, convert_mapper, mapper_from_checkpoint
-from .pack import save_npy, slugify
+from .pack import conv_mask, parse_channels, save_npy, slugify
 from .stylegan2 import (build_random_checkpoint, flat_to_styles, generator_from_state_dict, style_layout,
                         styles_to_flat, truncate, w_to_styles)
 from .tiny_pack import TINY_GENERATOR

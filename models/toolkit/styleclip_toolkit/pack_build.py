@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 
 from styleclip_toolkit.convert_generator import DEFAULTS
+from styleclip_toolkit.convert_mapper import build_random_mapper_checkpoint, convert_mapper
 from styleclip_toolkit.errors import ToolkitError
-from styleclip_toolkit.mapper import build_random_mapper_checkpoint, convert_mapper
 from styleclip_toolkit.pack import read_pack_json, write_pack_json
 
 PACK_PARTS = ("pack.json", "generator", "clip", "directions", "mappers")

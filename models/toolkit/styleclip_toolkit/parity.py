@@ -23,7 +23,7 @@ from .convert_generator import convert_generator
 from .directions.official import style_delta, text_direction
 from .errors import ToolkitError
 from .import_directions import import_directions
-from .mapper import build_random_mapper_checkpoint, convert_mapper, mapper_from_checkpoint
+from .convert_mapper import build_random_mapper_checkpoint, convert_mapper, mapper_from_checkpoint
 from .pack import conv_mask, parse_channels, save_npy, slugify
 from .stylegan2 import (build_random_checkpoint, flat_to_styles, generator_from_state_dict, style_layout,
                         styles_to_flat, truncate, w_to_styles)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .bpe import IMAGENET_TEMPLATES_79, SimpleTokenizer, make_tiny_vocab, tokenize
+from .bpe import SimpleTokenizer, make_tiny_vocab, tokenize
 from .clip_model import clip_from_state_dict, tiny_clip_state_dict
 from .convert_clip import convert_clip
 from .convert_generator import convert_generator
@@ -27,6 +27,7 @@ from .convert_mapper import build_random_mapper_checkpoint, convert_mapper, mapp
 from .pack import conv_mask, parse_channels, save_npy, slugify
 from .stylegan2 import (build_random_checkpoint, flat_to_styles, generator_from_state_dict, style_layout,
                         styles_to_flat, truncate, w_to_styles)
+from .templates import IMAGENET_TEMPLATES_79
 from .tiny_pack import TINY_GENERATOR
 
 # name → (generator config, mapper (description, no_fine_mapper))

@@ -13,6 +13,8 @@ control characters and lone surrogates. Such text tokenizes differently from Ope
 Run `python -m styleclip_toolkit.bpe --help` for the small CLI the TypeScript tests use.
 """
 
+from __future__ import annotations
+
 import argparse
 import gzip
 import html
@@ -25,8 +27,8 @@ from functools import lru_cache
 
 import regex as re
 
-from .errors import ToolkitError
-from .templates import IMAGENET_TEMPLATES_79, PROMPT_WORDS
+from styleclip_toolkit.errors import ToolkitError
+from styleclip_toolkit.templates import IMAGENET_TEMPLATES_79, PROMPT_WORDS
 
 SOT = "<|startoftext|>"
 EOT = "<|endoftext|>"

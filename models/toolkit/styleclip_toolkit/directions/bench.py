@@ -1,4 +1,4 @@
-"""Measures `directions` (fs3) on random weights of any size, and the official way for comparison.
+"""Benchmark of `directions` (fs3) on random weights of any size, and of the official way for comparison.
 
     bash scripts/toolkit.sh -m styleclip_toolkit.directions.bench --resolution 1024 --clip vit-b32 --device cuda
 

@@ -13,6 +13,8 @@ control characters and lone surrogates. Such text tokenizes differently from Ope
 Run `python -m styleclip_toolkit.bpe --help` for the small CLI the TypeScript tests use.
 """
 
+from __future__ import annotations
+
 import argparse
 import gzip
 import html
@@ -25,7 +27,8 @@ from functools import lru_cache
 
 import regex as re
 
-from .errors import ToolkitError
+from styleclip_toolkit.errors import ToolkitError
+from styleclip_toolkit.templates import IMAGENET_TEMPLATES_79, PROMPT_WORDS
 
 SOT = "<|startoftext|>"
 EOT = "<|endoftext|>"
@@ -41,43 +44,6 @@ PATTERN = re.compile(
 )
 _SINGLE_QUOTES = re.compile("[\u02bc\u2018-\u201b]")  # ftfy.fixes.uncurl_quotes
 _DOUBLE_QUOTES = re.compile("[\u201c-\u201f]")
-
-# The 80 CLIP ImageNet templates minus "a photo of many {}.", in StyleCLIP's order
-# (global_torch/StyleCLIP.py, global_directions/MapTS.py).
-IMAGENET_TEMPLATES_79 = [
-    "a bad photo of a {}.", "a sculpture of a {}.", "a photo of the hard to see {}.",
-    "a low resolution photo of the {}.", "a rendering of a {}.", "graffiti of a {}.",
-    "a bad photo of the {}.", "a cropped photo of the {}.", "a tattoo of a {}.", "the embroidered {}.",
-    "a photo of a hard to see {}.", "a bright photo of a {}.", "a photo of a clean {}.",
-    "a photo of a dirty {}.", "a dark photo of the {}.", "a drawing of a {}.", "a photo of my {}.",
-    "the plastic {}.", "a photo of the cool {}.", "a close-up photo of a {}.",
-    "a black and white photo of the {}.", "a painting of the {}.", "a painting of a {}.",
-    "a pixelated photo of the {}.", "a sculpture of the {}.", "a bright photo of the {}.",
-    "a cropped photo of a {}.", "a plastic {}.", "a photo of the dirty {}.",
-    "a jpeg corrupted photo of a {}.", "a blurry photo of the {}.", "a photo of the {}.",
-    "a good photo of the {}.", "a rendering of the {}.", "a {} in a video game.", "a photo of one {}.",
-    "a doodle of a {}.", "a close-up photo of the {}.", "a photo of a {}.", "the origami {}.",
-    "the {} in a video game.", "a sketch of a {}.", "a doodle of the {}.", "a origami {}.",
-    "a low resolution photo of a {}.", "the toy {}.", "a rendition of the {}.",
-    "a photo of the clean {}.", "a photo of a large {}.", "a rendition of a {}.",
-    "a photo of a nice {}.", "a photo of a weird {}.", "a blurry photo of a {}.", "a cartoon {}.",
-    "art of a {}.", "a sketch of the {}.", "a embroidered {}.", "a pixelated photo of a {}.",
-    "itap of the {}.", "a jpeg corrupted photo of the {}.", "a good photo of a {}.", "a plushie {}.",
-    "a photo of the nice {}.", "a photo of the small {}.", "a photo of the weird {}.",
-    "the cartoon {}.", "art of the {}.", "a drawing of the {}.", "a photo of the large {}.",
-    "a black and white photo of a {}.", "the plushie {}.", "a dark photo of a {}.", "itap of a {}.",
-    "graffiti of the {}.", "a toy {}.", "itap of my {}.", "a photo of a cool {}.",
-    "a photo of a small {}.", "a tattoo of the {}.",
-]
-
-# Words people type into a face editor; with the templates, the corpus of the tiny vocab.
-PROMPT_WORDS = """
-face with eyes blue green brown curly straight hair long short blond blonde black white red grey gray
-beard mustache smile smiling happy sad angry surprised old young child man woman boy girl person
-makeup lipstick glasses sunglasses hat bald fringe bangs mohawk afro purple pink tanned pale
-freckles wrinkles teeth open mouth closed nose big small thin thick eyebrows lips ears earrings
-taylor swift donald trump hillary clinton mark zuckerberg elvis beyonce cat dog car church bedroom
-"""
 
 
 @lru_cache()

@@ -1,8 +1,8 @@
 """`npm run toolkit -- <subcommand> …`: one argparse subparser per subcommand.
 
 Each subcommand lives in a module exposing `add_arguments(parser)` and `run(args)`; only the chosen
-one is imported (so a broken or missing module affects only its own subcommand). User errors
-(ToolkitError, missing files) print one line on stderr and exit 1; usage errors exit 2.
+one is imported. A module that fails to import is a bug or a broken install: its traceback is shown.
+User errors (ToolkitError, missing files) print one line on stderr and exit 1; usage errors exit 2.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from styleclip_toolkit.errors import ToolkitError
 COMMANDS = {
     "convert-generator": ("convert_generator", "rosinality StyleGAN2 checkpoint (g_ema) -> pack generator"),
     "convert-clip": ("convert_clip", "OpenAI CLIP (state_dict or TorchScript) + BPE vocab -> pack clip/"),
-    "convert-mapper": ("mapper", "official StyleCLIP mapper checkpoint -> mappers/<slug>.onnx"),
+    "convert-mapper": ("convert_mapper", "official StyleCLIP mapper checkpoint -> mappers/<slug>.onnx"),
     "import-directions": ("import_directions", "official precomputed fs3 (+ std) -> pack directions/"),
     "stats": ("stats", "per-channel mean/std of S -> directions/s_mean.npy, s_std.npy"),
     "directions": ("directions", "compute fs3 channel relevance for any generator"),
@@ -38,15 +38,10 @@ def build_parser(argv: list) -> argparse.ArgumentParser:
     selected = _selected(argv)
     for name, (module_name, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        if name != selected:
-            continue
-        try:
+        if name == selected:
             module = importlib.import_module(f"styleclip_toolkit.{module_name}")
             module.add_arguments(p)
             p.set_defaults(_run=module.run)
-        except Exception as e:  # a module still being written must not break the other subcommands
-            p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-            p.set_defaults(_unavailable=f"{name} is not available: {type(e).__name__}: {e}")
     return parser
 
 
@@ -56,9 +51,6 @@ def main(argv: list | None = None) -> int:
     if args.command is None:
         build_parser([]).print_help(sys.stderr)
         return 2
-    if getattr(args, "_unavailable", None):
-        print(f"error: {args._unavailable}", file=sys.stderr)
-        return 1
     try:
         result = args._run(args)
     except ToolkitError as e:

@@ -9,6 +9,8 @@ Also here: deterministic random state_dicts for tests and benchmarks, CLIP's ima
 on generator outputs, and the ONNX export of both encoders.
 """
 
+from __future__ import annotations
+
 import math
 import os
 from collections import OrderedDict
@@ -17,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import ToolkitError
-from .export import export_onnx
-from .safe_load import is_torchscript_archive, safe_torch_load
+from styleclip_toolkit.errors import ToolkitError
+from styleclip_toolkit.export import export_onnx
+from styleclip_toolkit.safe_load import is_torchscript_archive, safe_torch_load
 
 # CLIP's image normalisation (clip/clip.py `_transform`).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -243,7 +245,7 @@ def tiny_clip_state_dict(seed=0, vocab_size=None, embed_dim=32, width=32, layers
         raise ValueError(f"heads must be {heads_for_width(width)} for width {width} (a state_dict can't "
                          f"store it) and image_size a multiple of patch")
     if vocab_size is None:
-        from .bpe import tiny_vocab_size
+        from styleclip_toolkit.bpe import tiny_vocab_size
         vocab_size = tiny_vocab_size()
     g = torch.Generator().manual_seed(seed)
 

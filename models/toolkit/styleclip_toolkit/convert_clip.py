@@ -1,16 +1,19 @@
-"""`convert-clip --format openai --checkpoint C.pt --vocab bpe_simple_vocab_16e6.txt.gz --out PACK`
+"""convert-clip: an OpenAI CLIP checkpoint + BPE vocab → the pack's clip/ encoders and tokenizer.
 
-Writes PACK/clip/text_encoder.onnx, image_encoder.onnx and tokenizer.json, and merges the "clip"
+`convert-clip --format openai --checkpoint C.pt --vocab bpe_simple_vocab_16e6.txt.gz --out PACK`
+writes PACK/clip/text_encoder.onnx, image_encoder.onnx and tokenizer.json, and merges the "clip"
 entry into PACK/pack.json (created when missing; other keys kept). The checkpoint is OpenAI's
 download (a TorchScript archive, fp16) or a plain state_dict with the same keys.
 """
 
+from __future__ import annotations
+
 from pathlib import Path
 
-from .bpe import SimpleTokenizer, write_tokenizer_json
-from .clip_model import export_clip, load_clip_checkpoint
-from .errors import ToolkitError
-from .pack import read_or_new_pack_json, write_pack_json
+from styleclip_toolkit.bpe import SimpleTokenizer, write_tokenizer_json
+from styleclip_toolkit.clip_model import export_clip, load_clip_checkpoint
+from styleclip_toolkit.errors import ToolkitError
+from styleclip_toolkit.pack import read_or_new_pack_json, write_pack_json
 
 FORMATS = ("openai",)
 

@@ -7,11 +7,13 @@ whole leading conv layers is padded with zero rows (those channels never pass an
 std may cover all style channels [S] or the conv channels only (expanded with 0 at toRGB).
 """
 
+from __future__ import annotations
+
 import numpy as np
 
-from .dirs_pack import conv_mask, load_numbers, pack_layout
-from .errors import ToolkitError
-from .pack import pack_file, read_pack_json, save_npy, update_pack_json
+from styleclip_toolkit.errors import ToolkitError
+from styleclip_toolkit.pack import (conv_mask, load_numbers, pack_file, pack_layout, read_pack_json, save_npy,
+                                    update_pack_json)
 
 
 def add_arguments(parser):

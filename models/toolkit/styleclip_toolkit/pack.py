@@ -38,6 +38,14 @@ def read_pack_json(pack_dir) -> dict:
     return data
 
 
+def pack_layout(meta: dict) -> list:
+    """pack.json styleLayout, or a one-line ToolkitError."""
+    layout = meta.get("styleLayout")
+    if not isinstance(layout, list) or not layout:
+        raise ToolkitError("pack.json has no styleLayout (run convert-generator first)")
+    return layout
+
+
 def read_or_new_pack_json(pack_dir) -> dict:
     """pack.json if the folder has one, else the skeleton of a new pack."""
     if (Path(pack_dir) / "pack.json").is_file():
@@ -81,6 +89,18 @@ def load_npy(path, what: str) -> np.ndarray:
         raise ToolkitError(f"cannot read {what} {path}: {e}") from None
 
 
+def load_numbers(path, what: str) -> np.ndarray:
+    """A numeric, finite .npy array (never unpickled), or a one-line ToolkitError."""
+    arr = load_npy(path, what)
+    if not isinstance(arr, np.ndarray):
+        raise ToolkitError(f"{what} {path} must be a single .npy array, not an .npz archive")
+    if arr.dtype.kind not in "fiu":
+        raise ToolkitError(f"{what} {path} must hold numbers, got dtype {arr.dtype}")
+    if not np.all(np.isfinite(arr)):
+        raise ToolkitError(f"{what} {path} contains NaN or infinity")
+    return arr
+
+
 def onnx_initializers(path) -> dict:
     """name → array for every initializer of an ONNX graph."""
     import onnx
@@ -107,3 +127,16 @@ def style_channel_count(layout: list) -> int:
 
 def conv_channel_count(layout: list) -> int:
     return sum(e["channels"] for e in layout if not e["toRgb"])
+
+
+def conv_mask(layout: list) -> np.ndarray:
+    """Boolean [S]: True for conv (non-toRGB) style channels, in layout order."""
+    return np.concatenate([np.full(int(l["channels"]), not l["toRgb"]) for l in layout])
+
+
+def parse_channels(text: str) -> dict:
+    """A width table from "4:24,8:20,16:12" (resolution:width)."""
+    try:
+        return {int(r): int(c) for r, c in (part.split(":") for part in text.split(","))}
+    except ValueError:
+        raise ToolkitError(f"--channels must look like 4:24,8:20,16:12 (resolution:width), got {text!r}") from None

@@ -5,8 +5,10 @@ Every case builds random-weight checkpoints in the official layouts (rosinality 
 CLIP state_dict + BPE vocab, StyleCLIP mapper, official-format fs3 + conv std) and converts them
 with the toolkit's converters. The expected outputs come from the checkpoints themselves, through
 the reference modules (grouped-conv rosinality generator, OpenAI CLIP, LevelsMapper) and the
-official global maths in `dirs_official` — never from the pack.
+official global maths in `directions.official` — never from the pack.
 """
+
+from __future__ import annotations
 
 import json
 import shutil
@@ -16,19 +18,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .bpe import IMAGENET_TEMPLATES_79, SimpleTokenizer, make_tiny_vocab, tokenize
-from .clip_model import clip_from_state_dict, tiny_clip_state_dict
-from .convert_clip import convert_clip
-from .convert_generator import convert_generator
-from .dirs_official import style_delta, text_direction
-from .dirs_pack import conv_mask, parse_channels
-from .errors import ToolkitError
-from .import_directions import import_directions
-from .mapper import build_random_mapper_checkpoint, convert_mapper, mapper_from_checkpoint
-from .pack import save_npy, slugify
-from .stylegan2 import (build_random_checkpoint, flat_to_styles, generator_from_state_dict, style_layout,
-                        styles_to_flat, truncate, w_to_styles)
-from .tiny_pack import TINY_GENERATOR
+from styleclip_toolkit.bpe import SimpleTokenizer, make_tiny_vocab, tokenize
+from styleclip_toolkit.clip_model import clip_from_state_dict, tiny_clip_state_dict
+from styleclip_toolkit.convert_clip import convert_clip
+from styleclip_toolkit.convert_generator import convert_generator
+from styleclip_toolkit.convert_mapper import build_random_mapper_checkpoint, convert_mapper, mapper_from_checkpoint
+from styleclip_toolkit.directions.official import style_delta, text_direction
+from styleclip_toolkit.errors import ToolkitError
+from styleclip_toolkit.import_directions import import_directions
+from styleclip_toolkit.pack import conv_mask, parse_channels, save_npy, slugify
+from styleclip_toolkit.stylegan2 import (build_random_checkpoint, flat_to_styles, generator_from_state_dict,
+                                         style_layout, styles_to_flat, truncate, w_to_styles)
+from styleclip_toolkit.templates import IMAGENET_TEMPLATES_79
+from styleclip_toolkit.tiny_pack import TINY_GENERATOR
 
 # name → (generator config, mapper (description, no_fine_mapper))
 CASES = {

@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from styleclip_toolkit.errors import ToolkitError
 from styleclip_toolkit.convert_generator import convert_generator
+from styleclip_toolkit.errors import ToolkitError
 from styleclip_toolkit.pack import conv_channel_count, read_pack_json, update_pack_json
+from styleclip_toolkit.pack_build import add_mappers, clear_pack, finish_pack
 from styleclip_toolkit.stats import run_stats
 from styleclip_toolkit.stylegan2 import build_random_checkpoint, ffhq_channels
-from styleclip_toolkit.tiny_pack import add_mappers, clear_pack, finish_pack
 
 STATS_SAMPLES = 1000
 

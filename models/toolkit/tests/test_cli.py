@@ -19,6 +19,17 @@ def test_every_subcommand_has_help(command, capsys):
     assert out.startswith("usage:") and command in out
 
 
+def test_a_subcommand_that_fails_to_import_shows_its_error(monkeypatch, capsys):
+    monkeypatch.setitem(COMMANDS, "broken", ("no_such_module", "a module that does not exist"))
+    with pytest.raises(ModuleNotFoundError, match="styleclip_toolkit.no_such_module"):
+        main(["broken", "--out", "x"])
+    for argv in (["--help"], ["stats", "--help"]):  # only the chosen subcommand's module is imported
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 0
+    assert "broken" in capsys.readouterr().out
+
+
 def _error_line(capsys, argv):
     code = main(argv)
     err = capsys.readouterr().err

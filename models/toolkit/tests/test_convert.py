@@ -10,8 +10,8 @@ import torch
 
 from conftest import SMALL_G, run_ort
 from styleclip_toolkit.convert_generator import convert_generator
+from styleclip_toolkit.convert_mapper import LevelsMapper, build_random_mapper_checkpoint, convert_mapper
 from styleclip_toolkit.errors import ToolkitError
-from styleclip_toolkit.mapper import LevelsMapper, build_random_mapper_checkpoint, convert_mapper
 from styleclip_toolkit.pack import read_pack_json, slugify
 from styleclip_toolkit.stats import run_stats
 from styleclip_toolkit.stylegan2 import (build_random_checkpoint, generator_from_state_dict, mean_w,

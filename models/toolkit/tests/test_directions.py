@@ -16,13 +16,12 @@ from styleclip_toolkit.bpe import make_tiny_vocab
 from styleclip_toolkit.clip_model import clip_from_state_dict, tiny_clip_state_dict
 from styleclip_toolkit.convert_clip import convert_clip
 from styleclip_toolkit.directions import channel_relevance, run_directions, sample_styles
-from styleclip_toolkit.dirs_clip import image_encoder_from_pack
-from styleclip_toolkit.dirs_pack import load_numbers
-from styleclip_toolkit.dirs_official import relevance_from_embeddings
-from styleclip_toolkit.dirs_synth import SynthesisSteps
+from styleclip_toolkit.directions.image_encoder import image_encoder_from_pack
+from styleclip_toolkit.directions.official import relevance_from_embeddings
+from styleclip_toolkit.directions.synthesis_steps import SynthesisSteps
 from styleclip_toolkit.errors import ToolkitError
 from styleclip_toolkit.import_directions import import_directions
-from styleclip_toolkit.pack import write_pack_json
+from styleclip_toolkit.pack import load_numbers, write_pack_json
 from styleclip_toolkit.stats import run_stats
 from styleclip_toolkit.stylegan2 import (build_random_checkpoint, generator_from_state_dict, style_layout,
                                          w_to_styles)
@@ -295,7 +294,7 @@ def test_import_cli(layout_pack, tmp_path):
 
 
 def test_bench_measures_and_extrapolates(capsys):
-    from styleclip_toolkit.dirs_bench import main
+    from styleclip_toolkit.directions.bench import main
 
     main(["--resolution", "16", "--max-width", "8", "--style-dim", "8", "--images", "2", "--batch", "16",
           "--batches", "1", "--full", "--device", "cpu"])

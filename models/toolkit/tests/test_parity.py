@@ -1,4 +1,4 @@
-"""The official global maths (dirs_official) and `parity-fixtures`."""
+"""The official global maths (directions.official) and `parity-fixtures`."""
 
 import json
 import subprocess
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import REPO, run_ort
-from styleclip_toolkit.dirs_official import relevance_from_embeddings, style_delta, text_direction
+from styleclip_toolkit.directions.official import relevance_from_embeddings, style_delta, text_direction
 from styleclip_toolkit.errors import ToolkitError
 
 

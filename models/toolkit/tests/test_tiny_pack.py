@@ -9,7 +9,8 @@ import torch
 from conftest import REPO, run_ort
 from styleclip_toolkit.pack import DEFAULT_FILES, conv_channel_count, style_channel_count
 from styleclip_toolkit.stylegan2 import load_generator_from_pack, styles_to_flat, w_to_styles
-from styleclip_toolkit.tiny_pack import TINY_GENERATOR, toolkit_hash
+from styleclip_toolkit.pack_build import toolkit_hash
+from styleclip_toolkit.tiny_pack import TINY_GENERATOR
 
 TINY = REPO / "models/packs/tiny"
 

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from styleclip_toolkit.bpe import (EOT, IMAGENET_TEMPLATES_79, SOT, SimpleTokenizer, bytes_to_unicode, clean_text, main,
-                                   make_random_vocab, make_tiny_vocab, pre_tokens, tiny_vocab_size, tokenize,
-                                   write_tokenizer_json)
+from styleclip_toolkit.bpe import (EOT, SOT, SimpleTokenizer, bytes_to_unicode, clean_text, main, make_random_vocab,
+                                   make_tiny_vocab, pre_tokens, tiny_vocab_size, tokenize, write_tokenizer_json)
 from styleclip_toolkit.errors import ToolkitError
+from styleclip_toolkit.templates import IMAGENET_TEMPLATES_79
 
 
 @pytest.fixture(scope="module")

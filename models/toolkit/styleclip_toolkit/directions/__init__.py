@@ -8,9 +8,9 @@ normalise again. The official SingleChannel.py renders one image at a time and t
 Same numbers, faster:
 - many (channel, image, ±) renders share one forward pass (`batch`);
 - everything before the perturbed layer is the unperturbed image, so its activations are computed
-  once per image and layer and each render resumes at the perturbed layer (`dirs_synth.SynthesisSteps`);
+  once per image and layer and each render resumes at the perturbed layer (`synthesis_steps.SynthesisSteps`);
 - the work goes layer by layer and each finished layer is checkpointed into the pack, so an
-  interrupted run resumes (`dirs_partial`);
+  interrupted run resumes (`partial`);
 - the non-fused modulated conv runs one shared-weight conv per batch instead of a grouped conv.
 
 Not reproduced: the official loop's "mean clamping" (a shallow list copy leaves every channel it
@@ -20,6 +20,8 @@ defines Δi_c; it would also serialise the channels. Every channel here starts f
 own styles.
 """
 
+from __future__ import annotations
+
 import contextlib
 import math
 import sys
@@ -28,13 +30,13 @@ import time
 import numpy as np
 import torch
 
-from .dirs_clip import image_encoder_from_pack
-from .dirs_pack import load_numbers, pack_layout
-from .dirs_partial import PartialWriter, fingerprint, load_partial, partial_paths, remove_partial
-from .dirs_synth import SynthesisSteps
-from .errors import ToolkitError
-from .pack import pack_file, read_pack_json, save_npy, update_pack_json
-from .stylegan2 import load_generator_from_pack, truncate, w_to_styles
+from styleclip_toolkit.directions.image_encoder import image_encoder_from_pack
+from styleclip_toolkit.directions.partial import (PartialWriter, fingerprint, load_partial, partial_paths,
+                                                  remove_partial)
+from styleclip_toolkit.directions.synthesis_steps import SynthesisSteps
+from styleclip_toolkit.errors import ToolkitError
+from styleclip_toolkit.pack import load_numbers, pack_file, pack_layout, read_pack_json, save_npy, update_pack_json
+from styleclip_toolkit.stylegan2 import load_generator_from_pack, truncate, w_to_styles
 
 SIGMAS = 5.0  # official M.alpha = [-5, 5], in units of the channel's std
 PRECISIONS = ("fp32", "tf32")
@@ -84,7 +86,7 @@ def add_arguments(parser):
 def run(args):
     clip = None
     if args.clip:
-        from .clip_model import load_clip_checkpoint
+        from styleclip_toolkit.clip_model import load_clip_checkpoint
         clip = load_clip_checkpoint(args.clip)
     start = time.perf_counter()
     try:
@@ -126,7 +128,7 @@ def run_directions(pack_dir, images=100, batch=64, seed=5, truncation=0.7, clip=
     """Computes fs3 [convChannels, embedDim] for a pack, writes directions/fs3.npy and pack.json
     "directions"; returns fs3. Needs the pack's generator, CLIP and stats (s_mean, s_std).
 
-    Checkpoints after every conv layer to directions/fs3.partial.{npy,json} (`dirs_partial`) and
+    Checkpoints after every conv layer to directions/fs3.partial.{npy,json} (`partial`) and
     resumes from a partial of the same settings unless restart; the partial goes on success."""
     if images < 1 or batch < 2:
         raise ToolkitError("--images must be >= 1 and --batch >= 2")
@@ -164,7 +166,7 @@ def run_directions(pack_dir, images=100, batch=64, seed=5, truncation=0.7, clip=
 
 def embedder(clip, device):
     """Generator outputs → CLIP image embeddings, with CLIP's standard preprocessing."""
-    from .clip_model import preprocess_tensor
+    from styleclip_toolkit.clip_model import preprocess_tensor
 
     # preprocess_tensor makes its mean/std with torch.tensor(); on torch 2 a device context puts
     # them on the images' device (torch 1.13 has no such context: CPU only there).

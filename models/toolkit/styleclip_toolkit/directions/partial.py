@@ -8,14 +8,16 @@ sigmas) and a sha256 of the generator, w_avg, stats and CLIP files, so a partial
 settings or other files is refused instead of being mixed in. Both files go on success.
 """
 
+from __future__ import annotations
+
 import hashlib
 import json
 import os
 
 import numpy as np
 
-from .errors import ToolkitError
-from .pack import pack_file
+from styleclip_toolkit.errors import ToolkitError
+from styleclip_toolkit.pack import pack_file
 
 FORMAT = "styleclip-fs3-partial"
 FILES = ("mapping", "toStyles", "synthesis", "wAvg", "mean", "std")

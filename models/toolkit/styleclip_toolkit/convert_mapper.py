@@ -1,5 +1,7 @@
-"""StyleCLIP latent mappers (mapper/latent_mappers.py): official LevelsMapper semantics, the
-official checkpoint layout, and convert-mapper (checkpoint → mappers/<slug>.onnx + pack.json).
+"""convert-mapper: a StyleCLIP latent mapper checkpoint → mappers/<slug>.onnx + pack.json's mappers entry.
+
+Rebuilds the official mapper (mapper/latent_mappers.py): LevelsMapper semantics and the official
+checkpoint layout.
 
 LevelsMapper: W+ rows 0–3 (coarse), 4–7 (medium), 8… (fine) each go through their own Mapper =
 PixelNorm over dim 1 (the LAYER axis of the (B, n, C) group) → 4 × EqualLinear(lr_mul 0.01,

@@ -6,7 +6,9 @@ Same maths as `stylegan2.Generator.forward_styles`, with the export's non-fused 
 one big conv for the whole batch instead of a grouped conv with a weight copy per sample.
 """
 
-from .export import modulated_conv_fast as modulated_conv
+from __future__ import annotations
+
+from styleclip_toolkit.export import modulated_conv_fast as modulated_conv
 
 
 class SynthesisSteps:

@@ -7,13 +7,15 @@ are matched to the transformer's linears in graph order (per block: attn in_proj
 mlp c_fc, mlp c_proj), and every shape is checked.
 """
 
+from __future__ import annotations
+
 import numpy as np
 import torch
 from torch import nn
 
-from .clip_model import VisionTransformer, heads_for_width
-from .errors import ToolkitError
-from .pack import pack_file
+from styleclip_toolkit.clip_model import VisionTransformer, heads_for_width
+from styleclip_toolkit.errors import ToolkitError
+from styleclip_toolkit.pack import pack_file
 
 _LINEARS = ("attn.in_proj_weight", "attn.out_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 

@@ -1,6 +1,6 @@
-"""Measures `directions` (fs3) on random weights of any size, and the official way for comparison.
+"""Benchmark of `directions` (fs3) on random weights of any size, and of the official way for comparison.
 
-    bash scripts/toolkit.sh -m styleclip_toolkit.dirs_bench --resolution 1024 --clip vit-b32 --device cuda
+    bash scripts/toolkit.sh -m styleclip_toolkit.directions.bench --resolution 1024 --clip vit-b32 --device cuda
 
 Prints one JSON object. Per conv layer it times a few batches of the fast path (batched renders
 resumed at the perturbed layer, CLIP on the results) and extrapolates to channels × images × 2
@@ -9,21 +9,24 @@ still with torch CLIP on the GPU). `--full` runs the whole fast computation inst
 its real time.
 """
 
+from __future__ import annotations
+
 import argparse
 import json
 import time
 
 import torch
 
-from .clip_model import clip_from_state_dict, tiny_clip_state_dict, vit_b32_state_dict
-from .directions import PRECISIONS, channel_relevance, embedder, layer_differences, precision, sample_styles
-from .dirs_pack import parse_channels
-from .dirs_synth import SynthesisSteps
-from .stylegan2 import Generator, ffhq_channels, style_layout
+from styleclip_toolkit.clip_model import clip_from_state_dict, tiny_clip_state_dict, vit_b32_state_dict
+from styleclip_toolkit.directions import (PRECISIONS, channel_relevance, embedder, layer_differences, precision,
+                                          sample_styles)
+from styleclip_toolkit.directions.synthesis_steps import SynthesisSteps
+from styleclip_toolkit.pack import parse_channels
+from styleclip_toolkit.stylegan2 import Generator, ffhq_channels, style_layout
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="dirs_bench", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="directions.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--resolution", type=int, default=64)
     p.add_argument("--widths", help="resolution:width list (default: FFHQ config-f widths, at most --max-width)")
     p.add_argument("--max-width", type=int, default=512)

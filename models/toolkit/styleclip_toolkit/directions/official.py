@@ -3,10 +3,12 @@ SingleChannel.py), written plainly as the reference the fast code and the TypeSc
 are checked against. Research notes §2.1, §2.2, §2.4.
 """
 
+from __future__ import annotations
+
 import numpy as np
 import torch
 
-from .errors import ToolkitError
+from styleclip_toolkit.errors import ToolkitError
 
 
 def class_embedding(encode_text, tokenize, text, templates):

@@ -8,10 +8,12 @@ import { join, resolve } from 'node:path';
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const TINY_PACK = join(ROOT, 'models/packs/tiny');
 
+/** Over every toolkit .py file, subpackages too (the toolkit's own toolkit_hash rule). */
 function toolkitHash(): string {
   const dir = join(ROOT, 'models/toolkit/styleclip_toolkit');
   const h = createHash('sha256');
-  for (const f of readdirSync(dir).filter((f) => f.endsWith('.py')).sort()) h.update(f).update(readFileSync(join(dir, f)));
+  const files = (readdirSync(dir, { recursive: true }) as string[]).filter((f) => f.endsWith('.py')).sort();
+  for (const f of files) h.update(f).update(readFileSync(join(dir, f)));
   return h.digest('hex').slice(0, 12);
 }
 

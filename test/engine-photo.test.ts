@@ -21,6 +21,7 @@ import {
 } from '../src/engine/photo/index.ts';
 import { anchorCentres } from '../src/engine/photo/blazeface.ts';
 import { reflectIndex } from '../src/engine/photo/warp.ts';
+import { benchPhoto } from '../src/cli/commands/bench.ts';
 
 const fixture = (name: string) => readFileSync(new URL(`./fixtures/photos/${name}`, import.meta.url));
 const detector = new FaceDetector();
@@ -299,6 +300,16 @@ describe('FaceDetector (BlazeFace) on real photos', () => {
       const aligned = await alignFace(astronaut, face, { size: 256 });
       await expectCode(pasteBack(astronaut, aligned.transform, new Uint8Array(10), 1024), 'bad_face_image');
     });
+  });
+});
+
+describe('bench', () => {
+  it('times detect, align and paste-back on a photo, null without one', async () => {
+    const path = new URL('./fixtures/photos/astronaut.jpg', import.meta.url).pathname;
+    const r = await benchPhoto(path, 64, 1, 'cpu');
+    for (const v of Object.values(r)) expect(v).toBeGreaterThan(0);
+    expect(Object.keys(r).sort()).toEqual(['align_ms', 'detect_ms', 'paste_ms']);
+    expect(await benchPhoto(undefined, 64, 1, 'cpu')).toEqual({ detect_ms: null, align_ms: null, paste_ms: null });
   });
 });
 

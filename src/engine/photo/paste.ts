@@ -27,8 +27,7 @@ const smoothstep = (t: number) => (t <= 0 ? 0 : t >= 1 ? 1 : t * t * (3 - 2 * t)
 
 /** Mask weight at crop-normalised (a, b): a rounded square, smooth on each axis; 0 outside. */
 export function maskWeight(a: number, b: number, inset: number, feather: number): number {
-  const ramp = (t: number) => smoothstep((Math.min(t, 1 - t) - inset) / feather);
-  return ramp(a) * ramp(b);
+  return smoothstep((Math.min(a, 1 - a) - inset) / feather) * smoothstep((Math.min(b, 1 - b) - inset) / feather);
 }
 
 /**
@@ -63,12 +62,14 @@ export async function pasteBack(photo: Photo, transform: AlignTransform, edited:
   const y1 = Math.min(photo.height, Math.ceil(Math.max(...ys)));
   const px = new Float32Array(3);
   let rx0 = x1, ry0 = y1, rx1 = x0, ry1 = y0;
+  const [a, , , d] = toCrop;
   for (let y = y0; y < y1; y++) {
-    for (let x = x0; x < x1; x++) {
-      const [u, v] = applyAffine(toCrop, x + 0.5, y + 0.5);
+    // (u, v) of this row's first pixel centre, then stepped by (a, d) per pixel.
+    let [u, v] = applyAffine(toCrop, x0 + 0.5, y + 0.5);
+    for (let x = x0; x < x1; x++, u += a, v += d) {
       const m = maskWeight(u / size, v / size, inset, feather);
       if (m <= 0) continue;
-      sampleInto(face.rgb, face.width, face.height, u * k - 0.5, v * k - 0.5, px, 0);
+      sampleInto(face.rgb, face.width, face.height, u * k - 0.5, v * k - 0.5, px);
       const o = (y * photo.width + x) * 3;
       for (let c = 0; c < 3; c++) out[o + c] = Math.round(photo.rgb[o + c] + m * (px[c] - photo.rgb[o + c]));
       if (x < rx0) rx0 = x;

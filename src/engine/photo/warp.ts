@@ -37,19 +37,22 @@ export interface RgbImage {
 /** An outWidth × outHeight RGB image sampled bilinearly from `src` at `toSrc`(pixel centre), reflecting past its edges. */
 export function warpBilinear(src: RgbImage, toSrc: Affine, outWidth: number, outHeight: number): Uint8Array {
   const out = new Uint8Array(outWidth * outHeight * 3);
-  const { width: w, height: h, rgb } = src;
+  const px = new Float32Array(3);
   let o = 0;
   for (let j = 0; j < outHeight; j++) {
     for (let i = 0; i < outWidth; i++, o += 3) {
       const [x, y] = applyAffine(toSrc, i + 0.5, j + 0.5);
-      sampleInto(rgb, w, h, x - 0.5, y - 0.5, out, o);
+      sampleInto(src.rgb, src.width, src.height, x - 0.5, y - 0.5, px);
+      out[o] = Math.round(px[0]);
+      out[o + 1] = Math.round(px[1]);
+      out[o + 2] = Math.round(px[2]);
     }
   }
   return out;
 }
 
-/** Bilinear sample at index-space (fx, fy) with reflected edges, written as 3 bytes at out[o]. */
-export function sampleInto(rgb: Uint8Array, w: number, h: number, fx: number, fy: number, out: Uint8Array | Float32Array, o: number): void {
+/** Bilinear sample at index-space (fx, fy) with reflected edges, written to px[0..2]. */
+export function sampleInto(rgb: Uint8Array, w: number, h: number, fx: number, fy: number, px: Float32Array): void {
   const x0 = Math.floor(fx);
   const y0 = Math.floor(fy);
   const tx = fx - x0;
@@ -61,6 +64,6 @@ export function sampleInto(rgb: Uint8Array, w: number, h: number, fx: number, fy
   for (let c = 0; c < 3; c++) {
     const top = rgb[ra + xa + c] + tx * (rgb[ra + xb + c] - rgb[ra + xa + c]);
     const bottom = rgb[rb + xa + c] + tx * (rgb[rb + xb + c] - rgb[rb + xa + c]);
-    out[o + c] = top + ty * (bottom - top) + (out instanceof Uint8Array ? 0.5 : 0); // Uint8Array stores truncate: +0.5 rounds
+    px[c] = top + ty * (bottom - top);
   }
 }

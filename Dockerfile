@@ -19,6 +19,7 @@ COPY src /app/src
 COPY commands /app/commands
 COPY models/README.md /app/models/README.md
 COPY models/packs /app/models/packs
+COPY models/detector /app/models/detector
 
 # ---- worker-cuda: the worker with onnxruntime-node's CUDA 12 execution provider ----
 FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04 AS worker-cuda

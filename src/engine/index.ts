@@ -24,6 +24,7 @@ export * from './types.ts';
 export { encodeImage, writeImages, outputFormat, checkWritable, MIME, type ImageFormat } from './image.ts';
 export { loadLatents, saveLatents } from './latent.ts';
 export { resolveDevice, type Device } from './session.ts';
+export * from './photo/index.ts';
 
 /** What the engine needs from a CLIP tokenizer (src/engine/tokenizer.ts provides it). */
 export interface TextTokenizer {

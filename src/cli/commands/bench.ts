@@ -1,15 +1,18 @@
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { encodeImage, openPack, type StyleClipEngine } from '../../engine/index.ts';
+import { readFile } from 'node:fs/promises';
+import { alignFace, decodePhoto, encodeImage, FaceDetector, findFace, openPack, pasteBack, type StyleClipEngine } from '../../engine/index.ts';
 import { int, parseFlags, requireStr, str } from '../args.ts';
 import { PACK_FLAGS } from '../common.ts';
 
-export const usage = `usage: styleclip bench --pack DIR [--batch N] [--runs N] [--json] [--device cpu|cuda]
+export const usage = `usage: styleclip bench --pack DIR [--batch N] [--runs N] [--json] [--device cpu|cuda] [--photo FILE]
 
 Times the engine (median of --runs, default 5, after one warm-up) and prints one JSON object with
 --json: synthesis_ms (render of N latents), direction_ms (a new prompt: one batched text-encoder
 pass of 158 texts + fs3·Δt), global_edit_ms (cached direction, edit + render), mapper_edit_ms
-(null without mappers), encode_ms (PNG of one image), edits_per_s, and the execution provider used.`;
+(null without mappers), encode_ms (PNG of one image), edits_per_s, and the execution provider used.
+With --photo (a photo with a face): detect_ms (BlazeFace, both passes), align_ms (FFHQ crop at
+256²) and paste_ms (a face at the pack's resolution back into the photo); null without it.`;
 
 export interface BenchResult {
   pack: string;
@@ -95,8 +98,35 @@ export async function benchEngine(engine: StyleClipEngine, batch: number, runs: 
   };
 }
 
+export interface PhotoBench {
+  detect_ms: number | null;
+  align_ms: number | null;
+  paste_ms: number | null;
+}
+
+/** The photo steps on one photo: decode once, then detect, align and paste-back timed in turn. */
+export async function benchPhoto(path: string | undefined, faceSize: number, runs: number, device: string): Promise<PhotoBench> {
+  if (!path) return { detect_ms: null, align_ms: null, paste_ms: null };
+  const photo = await decodePhoto(await readFile(path));
+  const detector = new FaceDetector({ device: device === 'cuda' ? 'cuda' : 'cpu' });
+  try {
+    const face = await findFace(detector, photo);
+    const aligned = await alignFace(photo, face, { size: 256 });
+    const edited = new Uint8Array(faceSize * faceSize * 3).fill(128);
+    const [detect_ms, align_ms, paste_ms] = await timeInTurn(
+      runs,
+      () => detector.detect(photo),
+      () => alignFace(photo, face, { size: 256 }),
+      () => pasteBack(photo, aligned.transform, edited, faceSize),
+    );
+    return { detect_ms, align_ms, paste_ms };
+  } finally {
+    await detector.close();
+  }
+}
+
 export async function run(argv: string[]): Promise<number> {
-  const args = parseFlags(argv, { ...PACK_FLAGS, batch: 'string', runs: 'string', json: 'boolean' }, 'bench');
+  const args = parseFlags(argv, { ...PACK_FLAGS, batch: 'string', runs: 'string', json: 'boolean', photo: 'string' }, 'bench');
   if (args.help) {
     console.log(usage);
     return 0;
@@ -106,7 +136,7 @@ export async function run(argv: string[]): Promise<number> {
   const runs = int(args, 'runs', 1) ?? 5;
   const engine = await openPack(dir, { device: str(args, 'device') });
   try {
-    const result = await benchEngine(engine, batch, runs);
+    const result = { ...(await benchEngine(engine, batch, runs)), ...(await benchPhoto(str(args, 'photo'), engine.summary.resolution, runs, engine.device)) };
     if (args.flags.json) console.log(JSON.stringify(result));
     else for (const [k, v] of Object.entries(result)) console.log(`${k.padEnd(16)} ${v}`);
     return 0;

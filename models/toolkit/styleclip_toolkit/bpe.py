@@ -115,8 +115,8 @@ def merge_pair(symbols, pair):
 
 
 class SimpleTokenizer:
-    def __init__(self, vocab_gz_path):
-        merges = read_merges(vocab_gz_path)
+    def __init__(self, vocab_gz_path, merges=None):
+        merges = read_merges(vocab_gz_path) if merges is None else [tuple(m) for m in merges]
         self.vocab = vocab_from_merges(merges)
         self.encoder = dict(zip(self.vocab, range(len(self.vocab))))  # a repeated string keeps its last id
         self.decoder = {i: t for t, i in self.encoder.items()}

@@ -24,6 +24,8 @@ COMMANDS = {
     "tiny-pack": ("tiny_pack", "build the small deterministic test pack"),
     "random-pack": ("random_pack", "full-size random-weight pack for benchmarks (never commit it)"),
     "parity-fixtures": ("parity", "write reference inputs/outputs for the TypeScript parity tests"),
+    "convert-identity": ("convert_identity", "ArcFace IR-SE-50 (model_ir_se50.pth) -> pack identity/ for the ID loss"),
+    "optimize": ("optimize", "StyleCLIP latent optimization of W+ for a prompt (official loop)"),
 }
 
 

@@ -34,6 +34,7 @@ def convert_clip(checkpoint, vocab, out_dir):
                            f"{model.token_embedding.num_embeddings}: they don't belong together")
     meta = read_or_new_pack_json(out_dir)  # fail on a broken pack.json before exporting
     entry = export_clip(model, out_dir)
+    entry["logitScale"] = float(model.logit_scale.detach().float().exp())  # exp(logit_scale): 100 for OpenAI's
     write_tokenizer_json(vocab, Path(out_dir) / "clip" / "tokenizer.json")
     meta["clip"] = entry
     write_pack_json(out_dir, meta)

@@ -22,6 +22,7 @@ TINY_GENERATOR = {"size": 64, "style_dim": 32, "n_mlp": 2, "channels": {4: 32, 8
 TINY_MAPPERS = (("curly hair", True), ("purple hair", False))  # (description, no_fine_mapper)
 TINY_STATS_SAMPLES = 2000
 TINY_DIRECTION_IMAGES = 4
+TINY_IDENTITY = {"widths": (16, 16, 16, 16), "embedding_size": 16}  # IR-SE-50 depth, narrow
 
 
 def build_tiny_pack(out_dir) -> dict:
@@ -42,13 +43,17 @@ def build_tiny_pack(out_dir) -> dict:
         convert_clip(work / "clip-tiny.pt", work / "bpe_tiny.txt.gz", out_dir)
 
         add_mappers(out_dir, work, TINY_MAPPERS, TINY_GENERATOR["style_dim"], ckpt["g_ema"])
+        from styleclip_toolkit.convert_identity import convert_identity, random_identity_state_dict
+        torch.save(random_identity_state_dict(seed=0, **TINY_IDENTITY), work / "arcface-tiny.pth")
+        convert_identity(work / "arcface-tiny.pth", out_dir)
     run_stats(out_dir, samples=TINY_STATS_SAMPLES, truncation=0.7, seed=5)
 
     from styleclip_toolkit.directions import run_directions
 
     run_directions(out_dir, images=TINY_DIRECTION_IMAGES, batch=64, device="cpu")
     return finish_pack(out_dir, untrained=True, source={"generator": "random rosinality layout (tiny)",
-                                                        "clip": "random OpenAI layout (tiny)"})
+                                                        "clip": "random OpenAI layout (tiny)",
+                                                        "identity": "random IR-SE-50 layout (narrow)"})
 
 
 def add_arguments(parser):

@@ -127,7 +127,7 @@ def test_onnx_encoders_match_torch_with_any_batch(tiny_sd, texts, vocab, tmp_pat
     pack = tmp_path / "pack"
     torch.save(tiny_sd, tmp_path / "clip.pt")
     entry = convert_clip(tmp_path / "clip.pt", vocab, pack)
-    assert entry == {"embedDim": 32, "contextLength": 77, "imageSize": 32}
+    assert entry == {"embedDim": 32, "contextLength": 77, "imageSize": 32, "logitScale": pytest.approx(1 / 0.07)}
     model = clip_from_state_dict(tiny_sd)
     pixels = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
@@ -188,7 +188,7 @@ def test_pack_json_keeps_other_keys(tiny_sd, vocab, tmp_path):
     convert_clip(tmp_path / "clip.pt", vocab, pack)
     meta = json.loads((pack / "pack.json").read_text())
     assert meta["name"] == "x" and meta["numWs"] == 4
-    assert meta["clip"] == {"embedDim": 32, "contextLength": 77, "imageSize": 32}
+    assert meta["clip"] == {"embedDim": 32, "contextLength": 77, "imageSize": 32, "logitScale": pytest.approx(1 / 0.07)}
 
 
 class Gadget:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from styleclip_toolkit.convert_encoder import add_random_encoder
 from styleclip_toolkit.convert_generator import DEFAULTS, convert_generator
 from styleclip_toolkit.errors import ToolkitError
 from styleclip_toolkit.mapper import build_random_mapper_checkpoint, convert_mapper
@@ -26,7 +27,7 @@ TINY_GENERATOR = {"size": 64, "style_dim": 32, "n_mlp": 2, "channels": {4: 32, 8
 TINY_MAPPERS = (("curly hair", True), ("purple hair", False))  # (description, no_fine_mapper)
 TINY_STATS_SAMPLES = 2000
 TINY_DIRECTION_IMAGES = 4
-PACK_PARTS = ("pack.json", "generator", "clip", "directions", "mappers")
+PACK_PARTS = ("pack.json", "generator", "clip", "directions", "mappers", "encoder")
 
 
 def toolkit_hash() -> str:
@@ -78,6 +79,7 @@ def build_tiny_pack(out_dir) -> dict:
         convert_clip(work / "clip-tiny.pt", work / "bpe_tiny.txt.gz", out_dir)
 
         add_mappers(out_dir, work, TINY_MAPPERS, TINY_GENERATOR["style_dim"], ckpt["g_ema"])
+        add_random_encoder(out_dir, work, ckpt["g_ema"], narrow=True)
     run_stats(out_dir, samples=TINY_STATS_SAMPLES, truncation=0.7, seed=5)
 
     from styleclip_toolkit.directions import run_directions

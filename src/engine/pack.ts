@@ -20,6 +20,13 @@ export interface MapperEntry {
   levels?: { coarse: boolean; medium: boolean; fine: boolean };
 }
 
+/** The optional image encoder (e4e): aligned face [B, 3, inputSize, inputSize] in [-1, 1] → W+. */
+export interface EncoderEntry {
+  file: string;
+  inputSize: number;
+  format: string;
+}
+
 export interface PackJson {
   format: 'styleclip-pack';
   version: number;
@@ -33,6 +40,7 @@ export interface PackJson {
   clip: { embedDim: number; contextLength: number; imageSize?: number };
   defaults: PackSummary['defaults'];
   mappers?: MapperEntry[];
+  encoder?: EncoderEntry;
   files?: Partial<Record<FileKey, string>>;
   [key: string]: unknown;
 }
@@ -169,6 +177,12 @@ export function validatePackJson(json: unknown): string[] {
         else if (slugs.has(m.slug)) problems.push(`pack.json: mapper slug "${m.slug}" appears twice`);
         else slugs.add(m.slug);
       });
+    }
+  }
+  if (p.encoder !== undefined) {
+    const e = p.encoder;
+    if (typeof e?.file !== 'string' || !isPosInt(e.inputSize) || typeof e.format !== 'string') {
+      problems.push('pack.json: encoder needs file, inputSize (a positive integer) and format');
     }
   }
   return problems;

@@ -57,6 +57,9 @@ export async function openPack(dir: string): Promise<Engine> {
         return { raw: Float32Array.from({ length: 3 * R * R }, (_, i) => Math.tanh(Math.sin(i * 0.3 + shift))), resolution: R };
       });
     },
+    async encode(): Promise<LatentState[]> {
+      throw new EngineError('no_encoder', 'pack fake has no image encoder');
+    },
     async close() {},
   };
 }

@@ -18,6 +18,7 @@ COMMANDS = {
     "convert-generator": ("convert_generator", "rosinality StyleGAN2 checkpoint (g_ema) -> pack generator"),
     "convert-clip": ("convert_clip", "OpenAI CLIP (state_dict or TorchScript) + BPE vocab -> pack clip/"),
     "convert-mapper": ("convert_mapper", "official StyleCLIP mapper checkpoint -> mappers/<slug>.onnx"),
+    "convert-encoder": ("convert_encoder", "official e4e checkpoint -> encoder/encoder.onnx (encoder only)"),
     "import-directions": ("import_directions", "official precomputed fs3 (+ std) -> pack directions/"),
     "stats": ("stats", "per-channel mean/std of S -> directions/s_mean.npy, s_std.npy"),
     "directions": ("directions", "compute fs3 channel relevance for any generator"),

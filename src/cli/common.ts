@@ -28,8 +28,12 @@ export async function checkOutputs(args: ParsedArgs, command: string): Promise<v
 export function checkSource(args: ParsedArgs, command: string): void {
   const hasSeed = str(args, 'seed') !== undefined;
   const hasLatent = str(args, 'latent') !== undefined;
-  if (hasSeed === hasLatent) throw new UsageError(`${command} needs exactly one of --seed N or --latent F.npy`);
-  if (hasLatent && str(args, 'truncation') !== undefined) throw new UsageError('--truncation applies to --seed only');
+  // --image PHOTO is a third start where the command takes it (edit).
+  const hasImage = str(args, 'image') !== undefined;
+  if (Number(hasSeed) + Number(hasLatent) + Number(hasImage) !== 1) {
+    throw new UsageError(`${command} needs exactly one of --seed N or --latent F.npy${command === 'edit' ? ' or --image PHOTO' : ''}`);
+  }
+  if (!hasSeed && str(args, 'truncation') !== undefined) throw new UsageError('--truncation applies to --seed only');
   seeds(args);
   num(args, 'truncation');
 }

@@ -8,6 +8,7 @@ const USAGE = `usage: styleclip <command> [options]   (styleclip <command> --hel
   generate     render images from seeds or latents
   edit         edit images from text (global directions or a latent mapper)
   direction    write a text direction ΔS and print its channel count
+  invert       find, align and encode the face of a photo to W+ (.npy)
   bench        time the engine on a pack (--json)
   bench-suite  benchmarks on the tiny pack and a full-size random pack (npm run bench)
   pack check   validate a model pack
@@ -21,6 +22,7 @@ const COMMANDS: Record<string, () => Promise<Runner>> = {
   generate: async () => (await import('./commands/generate.ts')).run,
   edit: async () => (await import('./commands/edit.ts')).run,
   direction: async () => (await import('./commands/direction.ts')).run,
+  invert: async () => (await import('./commands/invert.ts')).run,
   bench: async () => (await import('./commands/bench.ts')).run,
   'bench-suite': async () => (await import('./commands/bench-suite.ts')).run,
   pack: async () => (await import('./commands/pack.ts')).run,

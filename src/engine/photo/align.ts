@@ -105,7 +105,12 @@ export async function alignFace(photo: Photo, face: Face, opts: AlignOptions = {
   checkFaceSize(face, opts.minEyeDistance);
   const size = opts.size ?? 256;
   if (!(Number.isInteger(size) && size >= 16 && size <= 4096)) throw new EngineError('bad_size', `aligned size must be an integer 16–4096, got ${size}`);
-  const transform = ffhqTransform(face, size);
+  return alignWith(photo, ffhqTransform(face, size));
+}
+
+/** The aligned crop for a known transform (a stored inversion's), without detecting again. */
+export async function alignWith(photo: Photo, transform: AlignTransform): Promise<AlignedFace> {
+  const size = transform.size;
   const src = await sourceFor(photo, transform);
   // Photo → source: ((x − left) · sx, (y − top) · sy).
   const [a, b, c, d, e, f] = transform.toPhoto;

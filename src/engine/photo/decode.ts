@@ -36,24 +36,7 @@ const firstLine = (err: unknown) => String((err as Error)?.message ?? err).split
  */
 export async function decodePhoto(bytes: Uint8Array, opts: DecodeOptions = {}): Promise<Photo> {
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
-  if (bytes.length === 0) throw new EngineError('not_an_image', 'the file is empty, not an image');
-  let meta: Metadata;
-  try {
-    meta = await sharp(bytes, { limitInputPixels: false }).metadata();
-  } catch (err) {
-    throw new EngineError('not_an_image', `the file is not an image sharp can read (${firstLine(err)})`);
-  }
-  const format = String(meta.format ?? 'unknown');
-  if (!FORMATS.has(format)) {
-    throw new EngineError('not_an_image', `the file is ${format}, not a photo: send a JPEG, PNG, WebP, GIF, TIFF or HEIF image`);
-  }
-  const width = meta.width ?? 0;
-  // An animated file's height may cover every frame; the first frame is pageHeight tall.
-  const height = meta.pageHeight ?? meta.height ?? 0;
-  if (!(width > 0 && height > 0)) throw new EngineError('not_an_image', 'the image header declares no size');
-  if (width * height > maxPixels) {
-    throw new EngineError('too_many_pixels', `the image is ${width}×${height} (${mp(width * height)} MP); the limit is ${mp(maxPixels)} MP`);
-  }
+  const { meta, format } = await readHeader(bytes, maxPixels);
   const orientation = meta.orientation ?? 1;
   const flattened = meta.hasAlpha === true;
   try {
@@ -74,6 +57,43 @@ export async function decodePhoto(bytes: Uint8Array, opts: DecodeOptions = {}): 
   } catch (err) {
     throw new EngineError('not_an_image', `the ${format} file is corrupt or truncated (${firstLine(err)})`);
   }
+}
+
+/** What the header says, checked (format, pixel limit) without decoding any pixel: cheap enough for the bot process. */
+export interface PhotoHeader {
+  width: number;
+  height: number;
+  format: string;
+  /** Frames in the file (> 1: animated or multi-page; only the first is used). */
+  pages: number;
+}
+
+/** Throws `not_an_image` or `too_many_pixels` exactly as decodePhoto would, from the header alone. */
+export async function checkPhotoHeader(bytes: Uint8Array, opts: DecodeOptions = {}): Promise<PhotoHeader> {
+  const { meta, format, width, height } = await readHeader(bytes, opts.maxPixels ?? DEFAULT_MAX_PIXELS);
+  return { width, height, format, pages: meta.pages ?? 1 };
+}
+
+async function readHeader(bytes: Uint8Array, maxPixels: number): Promise<{ meta: Metadata; format: string; width: number; height: number }> {
+  if (bytes.length === 0) throw new EngineError('not_an_image', 'the file is empty, not an image');
+  let meta: Metadata;
+  try {
+    meta = await sharp(bytes, { limitInputPixels: false }).metadata();
+  } catch (err) {
+    throw new EngineError('not_an_image', `the file is not an image sharp can read (${firstLine(err)})`);
+  }
+  const format = String(meta.format ?? 'unknown');
+  if (!FORMATS.has(format)) {
+    throw new EngineError('not_an_image', `the file is ${format}, not a photo: send a JPEG, PNG, WebP, GIF, TIFF or HEIF image`);
+  }
+  const width = meta.width ?? 0;
+  // An animated file's height may cover every frame; the first frame is pageHeight tall.
+  const height = meta.pageHeight ?? meta.height ?? 0;
+  if (!(width > 0 && height > 0)) throw new EngineError('not_an_image', 'the image header declares no size');
+  if (width * height > maxPixels) {
+    throw new EngineError('too_many_pixels', `the image is ${width}×${height} (${mp(width * height)} MP); the limit is ${mp(maxPixels)} MP`);
+  }
+  return { meta, format, width, height };
 }
 
 /** A photo from raw RGB (tests, rendered images). */

@@ -49,3 +49,24 @@ export async function findFace(detector: FaceDetector, photo: Photo, opts: { min
   checkFaceSize(faces[0], opts.minEyeDistance ?? MIN_EYE_DISTANCE);
   return faces[0];
 }
+
+export {
+  PhotoPipeline,
+  createPhotoPipeline,
+  describeFace,
+  describeFaceCount,
+  summarizeFace,
+  encoderInput,
+  renderedRgb,
+  encodeRgb,
+  sideBySide,
+  BEFORE_AFTER_MAX,
+  type FaceSummary,
+  type PhotoInversion,
+  type InvertedPhoto,
+  type InvertTimings,
+  type FinishedPhoto,
+  type PhotoPipelineOptions,
+} from './pipeline.ts';
+export { alignWith } from './align.ts';
+export { checkPhotoHeader, type PhotoHeader } from './decode.ts';

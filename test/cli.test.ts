@@ -7,22 +7,13 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../src/cli/run.ts';
 import { formatTable } from '../src/cli/commands/bench-suite.ts';
 import { parseNpy, writeNpy } from '../src/engine/npy.ts';
-import { styleclip, type CliResult } from './helpers/engine-cli.ts';
+import { expectError, styleclip, type CliResult } from './helpers/engine-cli.ts';
 import { tinyPack } from './helpers/engine-packs.ts';
 
 const pack = tinyPack();
 const tmp = mkdtempSync(join(tmpdir(), 'cli-test-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const out = (name: string) => join(tmp, name);
-
-/** Exit code `code` and exactly one stderr line starting "error: " that matches `pattern`. */
-function expectError(r: CliResult, code: number, pattern: RegExp): void {
-  const lines = r.stderr.split('\n').filter(Boolean);
-  expect(lines, r.stderr).toHaveLength(1);
-  expect(lines[0]).toMatch(/^error: /);
-  expect(lines[0]).toMatch(pattern);
-  expect(r.code).toBe(code);
-}
 
 describe('styleclip commands', () => {
   it('generate: same seed, same image; strips; .npy holds the raw [N,3,H,W] output', async () => {

@@ -1,6 +1,5 @@
 // The photo front half on real photos: decode with limits, BlazeFace, FFHQ alignment, paste-back.
 import { readFileSync } from 'node:fs';
-import { crc32 } from 'node:zlib';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EngineError } from '../src/engine/types.ts';
@@ -22,6 +21,7 @@ import {
 import { anchorCentres } from '../src/engine/photo/blazeface.ts';
 import { reflectIndex } from '../src/engine/photo/warp.ts';
 import { benchPhoto } from '../src/cli/commands/bench.ts';
+import { pngHeaderOnly } from './helpers/photo-fixtures.ts';
 
 const fixture = (name: string) => readFileSync(new URL(`./fixtures/photos/${name}`, import.meta.url));
 const detector = new FaceDetector();
@@ -46,24 +46,6 @@ async function expectCode(p: Promise<unknown>, code: string): Promise<EngineErro
   expect((err as EngineError).code).toBe(code);
   expect((err as EngineError).message).not.toContain('\n');
   return err as EngineError;
-}
-
-/** A PNG whose header declares width × height but whose pixel data is junk. */
-function pngHeaderOnly(width: number, height: number): Buffer {
-  const chunk = (type: string, data: Buffer) => {
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(data.length);
-    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(body));
-    return Buffer.concat([len, body, crc]);
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr.set([8, 2, 0, 0, 0], 8); // 8-bit RGB
-  const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  return Buffer.concat([signature, chunk('IHDR', ihdr), chunk('IDAT', Buffer.from('not deflate data')), chunk('IEND', Buffer.alloc(0))]);
 }
 
 describe('decodePhoto', () => {

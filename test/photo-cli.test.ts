@@ -6,7 +6,7 @@ import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseNpy } from '../src/engine/npy.ts';
 import { applyAffine, decodePhoto, FaceDetector, ffhqTransform, findFace, maskWeight } from '../src/engine/photo/index.ts';
-import { styleclip, type CliResult } from './helpers/engine-cli.ts';
+import { expectError, styleclip } from './helpers/engine-cli.ts';
 import { tinyPack } from './helpers/engine-packs.ts';
 import { animatedAstronaut, photoFixture, photoPath, pngHeaderOnly, smallFacePhoto } from './helpers/photo-fixtures.ts';
 
@@ -15,14 +15,6 @@ const tmp = mkdtempSync(join(tmpdir(), 'photo-cli-test-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const out = (name: string) => join(tmp, name);
 const astronaut = photoPath('astronaut.jpg');
-
-function expectError(r: CliResult, code: number, pattern: RegExp): void {
-  const lines = r.stderr.split('\n').filter(Boolean);
-  expect(lines, r.stderr).toHaveLength(1);
-  expect(lines[0]).toMatch(/^error: /);
-  expect(lines[0]).toMatch(pattern);
-  expect(r.code).toBe(code);
-}
 
 describe('styleclip invert', () => {
   it('inverts the astronaut: prints the face, writes W+ [1, L, 512-wide] and the aligned crop', async () => {

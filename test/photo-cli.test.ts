@@ -16,6 +16,16 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const out = (name: string) => join(tmp, name);
 const astronaut = photoPath('astronaut.jpg');
 
+/** A copy of the tiny pack without its encoder. */
+function packWithoutEncoder(name: string): string {
+  const bare = out(name);
+  cpSync(pack, bare, { recursive: true, filter: (src) => !src.includes('/encoder') });
+  const json = JSON.parse(readFileSync(join(bare, 'pack.json'), 'utf8'));
+  delete json.encoder;
+  writeFileSync(join(bare, 'pack.json'), JSON.stringify(json));
+  return bare;
+}
+
 describe('styleclip invert', () => {
   it('inverts the astronaut: prints the face, writes W+ [1, L, 512-wide] and the aligned crop', async () => {
     const r = await styleclip(['invert', '--pack', pack, '--image', astronaut, '--out', out('w.npy'), '--aligned', out('crop.png')]);
@@ -60,11 +70,7 @@ describe('styleclip invert', () => {
     writeFileSync(out('small.png'), await smallFacePhoto());
     expectError(await styleclip(['invert', '--pack', pack, '--image', out('small.png'), '--out', out('x.npy')]), 1, /too small to edit: its eyes are 2\d px apart, at least 32 px/);
     expectError(await styleclip(['invert', '--pack', pack, '--image', out('missing.jpg'), '--out', out('x.npy')]), 1, /cannot read .*missing\.jpg: no such file/);
-    const bare = out('no-encoder');
-    cpSync(pack, bare, { recursive: true, filter: (src) => !src.includes('/encoder') });
-    const json = JSON.parse(readFileSync(join(bare, 'pack.json'), 'utf8'));
-    delete json.encoder;
-    writeFileSync(join(bare, 'pack.json'), JSON.stringify(json));
+    const bare = packWithoutEncoder('no-encoder');
     expectError(await styleclip(['invert', '--pack', bare, '--image', astronaut, '--out', out('x.npy')]), 1, /has no image encoder.*convert-encoder/);
     expectError(await styleclip(['invert', '--pack', pack, '--image', astronaut, '--out', out('x.png')]), 2, /--out must name a \.npy file/);
     expectError(await styleclip(['invert', '--pack', pack, '--out', out('x.npy')]), 2, /needs --image/);
@@ -134,5 +140,21 @@ describe('styleclip edit --image', () => {
     expectError(await styleclip(['edit', '--pack', pack, '--seed', '3', '--prompt', 'smile', '--paste-back', '--out', out('c.png')]), 2, /--paste-back needs --image/);
     expectError(await styleclip(['edit', '--pack', pack, '--seed', '3', '--image', astronaut, '--prompt', 'smile', '--out', out('c.png')]), 2, /exactly one of --seed N or --latent F\.npy or --image PHOTO/);
     expectError(await styleclip(['edit', '--pack', pack, '--image', astronaut, '--prompt', 'smile', '--paste-back', '--out', out('c.npy')]), 2, /--paste-back writes the photo/);
+  });
+});
+
+describe('styleclip bench: photo figures', () => {
+  it('invert_ms (one aligned face) and photo_edit_ms (the whole photo edit) beside synthesis_ms; null without encoder or photo', async () => {
+    const r = await styleclip(['bench', '--pack', pack, '--runs', '1', '--json', '--photo', astronaut]);
+    expect(r.code, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout);
+    for (const k of ['synthesis_ms', 'detect_ms', 'align_ms', 'paste_ms', 'invert_ms', 'photo_edit_ms']) expect(j[k], k).toBeGreaterThan(0);
+    const plain = JSON.parse((await styleclip(['bench', '--pack', pack, '--runs', '1', '--json'])).stdout);
+    expect(plain.invert_ms).toBeGreaterThan(0);
+    expect(plain.photo_edit_ms).toBeNull();
+    const bare = packWithoutEncoder('bench-no-encoder');
+    const none = JSON.parse((await styleclip(['bench', '--pack', bare, '--runs', '1', '--json', '--photo', astronaut])).stdout);
+    expect([none.invert_ms, none.photo_edit_ms]).toEqual([null, null]);
+    expect(none.detect_ms).toBeGreaterThan(0);
   });
 });

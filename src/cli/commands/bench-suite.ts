@@ -6,19 +6,21 @@ import { resolve } from 'node:path';
 import { openPack } from '../../engine/index.ts';
 import { int, parseFlags, str } from '../args.ts';
 import { UsageError } from '../../errors.ts';
-import { benchEngine, type BenchResult } from './bench.ts';
+import { benchEngine, benchInvert, type BenchResult, type InvertBench } from './bench.ts';
 
 export const usage = `usage: styleclip bench-suite [--runs N] [--batch N] [--device cpu|cuda] [--skip-large]
 
 Runs bench on models/packs/tiny and on .cache/random-256 and .cache/random-1024 (packs with random
 weights in FFHQ shapes, built with "npm run toolkit -- random-pack --resolution N --out .cache/random-N"
 when missing; --skip-large leaves them out), then prints a table and checks that, at 256² and up, a
-cached global edit costs at most 1.10× a render.`;
+cached global edit costs at most 1.10× a render. Packs with an encoder also time the inversion of
+one aligned face and a whole photo edit of the astronaut fixture (their ratios to a render follow).`;
 
 const ROOT = resolve(import.meta.dirname, '../../..');
 const TINY = resolve(ROOT, 'models/packs/tiny');
 const LARGE_RESOLUTIONS = [256, 1024];
 const randomPackDir = (resolution: number) => resolve(ROOT, `.cache/random-${resolution}`);
+const PHOTO = resolve(ROOT, 'test/fixtures/photos/astronaut.jpg');
 
 function buildRandomPack(resolution: number): void {
   const dir = randomPackDir(resolution);
@@ -32,8 +34,10 @@ function buildRandomPack(resolution: number): void {
 
 const COLUMNS: (keyof BenchResult)[] = ['synthesis_ms', 'direction_ms', 'global_edit_ms', 'mapper_edit_ms', 'encode_ms', 'edits_per_s', 'load_ms'];
 
-export function formatTable(results: BenchResult[]): string {
-  const head = ['pack', 'res', 'batch', 'provider', ...COLUMNS, 'edit/synth'];
+const ratio = (ms: number | null | undefined, r: BenchResult) => (ms == null ? '-' : (ms / r.synthesis_ms).toFixed(2));
+
+export function formatTable(results: (BenchResult & Partial<InvertBench>)[]): string {
+  const head = ['pack', 'res', 'batch', 'provider', ...COLUMNS, 'edit/synth', 'invert_ms', 'photo_edit_ms', 'invert/synth', 'photo/synth'];
   const rows = results.map((r) => [
     r.pack,
     String(r.resolution),
@@ -41,6 +45,10 @@ export function formatTable(results: BenchResult[]): string {
     r.provider.replace('ExecutionProvider', ''),
     ...COLUMNS.map((c) => (r[c] === null ? '-' : String(r[c]))),
     (r.global_edit_ms / r.synthesis_ms).toFixed(3),
+    r.invert_ms == null ? '-' : String(r.invert_ms),
+    r.photo_edit_ms == null ? '-' : String(r.photo_edit_ms),
+    ratio(r.invert_ms, r),
+    ratio(r.photo_edit_ms, r),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join('  ');
@@ -63,13 +71,14 @@ export async function run(argv: string[]): Promise<number> {
       packs.push(randomPackDir(resolution));
     }
   }
-  const results: BenchResult[] = [];
+  const results: (BenchResult & InvertBench)[] = [];
   for (const dir of packs) {
     const engine = await openPack(dir, { device: str(args, 'device') });
     try {
       console.error(`benchmarking ${dir}…`);
       // Tiny-pack timings are milliseconds: more runs keep their medians steady on a busy machine.
-      results.push(await benchEngine(engine, batch, dir === TINY ? Math.max(runs, 50) : runs));
+      const n = dir === TINY ? Math.max(runs, 50) : runs;
+      results.push({ ...(await benchEngine(engine, batch, n)), ...(await benchInvert(engine, PHOTO, dir === TINY ? 10 : runs)) });
     } finally {
       await engine.close();
     }
@@ -79,6 +88,11 @@ export async function run(argv: string[]): Promise<number> {
   for (const r of results.filter((x) => x.resolution >= 256)) {
     const ratio = r.global_edit_ms / r.synthesis_ms;
     console.log(`${r.pack}: cached global edit = ${ratio.toFixed(3)}× render (target ≤ 1.10×) ${ratio <= 1.1 ? 'ok' : 'OVER'}`);
+    if (r.invert_ms !== null && r.photo_edit_ms !== null) {
+      const inv = r.invert_ms / r.synthesis_ms;
+      const photo = r.photo_edit_ms / r.synthesis_ms;
+      console.log(`${r.pack}: inversion = ${inv.toFixed(2)}× render (target ≤ 0.6× at 1024²), whole photo edit = ${photo.toFixed(2)}× render (target ≤ 2.2×)`);
+    }
   }
   return 0;
 }

@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { readFile } from 'node:fs/promises';
-import { alignFace, decodePhoto, encodeImage, FaceDetector, findFace, openPack, pasteBack, type StyleClipEngine } from '../../engine/index.ts';
+import { alignFace, decodePhoto, encodeImage, encoderInput, encodeRgb, FaceDetector, findFace, openPack, pasteBack, PhotoPipeline, type StyleClipEngine } from '../../engine/index.ts';
 import { int, parseFlags, requireStr, str } from '../args.ts';
 import { PACK_FLAGS } from '../common.ts';
 
@@ -12,7 +12,10 @@ Times the engine (median of --runs, default 5, after one warm-up) and prints one
 pass of 158 texts + fs3·Δt), global_edit_ms (cached direction, edit + render), mapper_edit_ms
 (null without mappers), encode_ms (PNG of one image), edits_per_s, and the execution provider used.
 With --photo (a photo with a face): detect_ms (BlazeFace, both passes), align_ms (FFHQ crop at
-256²) and paste_ms (a face at the pack's resolution back into the photo); null without it.`;
+256²) and paste_ms (a face at the pack's resolution back into the photo); null without it.
+invert_ms: the pack's encoder on one aligned face (null without an encoder). photo_edit_ms: a whole
+photo edit from the decoded photo (detect, align, invert, cached global edit + render, paste back,
+PNG of the photo and of the before → after strip); null without --photo or an encoder.`;
 
 export interface BenchResult {
   pack: string;
@@ -104,6 +107,41 @@ export interface PhotoBench {
   paste_ms: number | null;
 }
 
+export interface InvertBench {
+  invert_ms: number | null;
+  photo_edit_ms: number | null;
+}
+
+/**
+ * invert_ms: one encoder call on an aligned face (a random one without --photo); photo_edit_ms: the
+ * whole photo edit, every step the worker runs for a new photo, timed in turn with nothing cached but
+ * the text direction (as a photo job with a known prompt).
+ */
+export async function benchInvert(engine: StyleClipEngine, path: string | undefined, runs: number): Promise<InvertBench> {
+  const enc = engine.summary.encoder;
+  if (!enc) return { invert_ms: null, photo_edit_ms: null };
+  const size = enc.inputSize;
+  const pipeline = new PhotoPipeline(engine, { device: engine.device });
+  try {
+    let face = encoderInput({ width: size, height: size, rgb: new Uint8Array(size * size * 3).map((_, i) => (i * 37) % 256) });
+    const photo = path ? await decodePhoto(await readFile(path)) : null;
+    if (photo) face = encoderInput((await pipeline.invertPhoto(photo)).aligned);
+    const spec = { method: 'global' as const, prompt: 'bench prompt 1', neutral: 'face', threshold: 0 };
+    const photoEdit = async (i: number) => {
+      const inv = await pipeline.invertPhoto(photo!);
+      const [edited] = await engine.edit([inv.state], [{ ...spec, strength: 1 + i * 0.1 }]);
+      const [image] = await engine.render([edited.state]);
+      const done = await pipeline.finish(inv.photo, inv.inversion.transform, image, inv.aligned);
+      return Promise.all([encodeRgb(done.pasted), encodeRgb(done.beforeAfter)]);
+    };
+    const fns = [() => engine.encode(face, 1), ...(photo ? [photoEdit] : [])];
+    const [invert_ms, photo_edit_ms] = await timeInTurn(runs, ...fns);
+    return { invert_ms, photo_edit_ms: photo_edit_ms ?? null };
+  } finally {
+    await pipeline.close();
+  }
+}
+
 /** The photo steps on one photo: decode once, then detect, align and paste-back timed in turn. */
 export async function benchPhoto(path: string | undefined, faceSize: number, runs: number, device: string): Promise<PhotoBench> {
   if (!path) return { detect_ms: null, align_ms: null, paste_ms: null };
@@ -136,7 +174,12 @@ export async function run(argv: string[]): Promise<number> {
   const runs = int(args, 'runs', 1) ?? 5;
   const engine = await openPack(dir, { device: str(args, 'device') });
   try {
-    const result = { ...(await benchEngine(engine, batch, runs)), ...(await benchPhoto(str(args, 'photo'), engine.summary.resolution, runs, engine.device)) };
+    const photo = str(args, 'photo');
+    const result = {
+      ...(await benchEngine(engine, batch, runs)),
+      ...(await benchPhoto(photo, engine.summary.resolution, runs, engine.device)),
+      ...(await benchInvert(engine, photo, runs)),
+    };
     if (args.flags.json) console.log(JSON.stringify(result));
     else for (const [k, v] of Object.entries(result)) console.log(`${k.padEnd(16)} ${v}`);
     return 0;

@@ -4,6 +4,7 @@ import { refuse, type Command } from '../src/core/command.ts';
 import { planEdit } from '../src/core/plan-edit.ts';
 import type { MethodSetting } from '../src/state/settings.ts';
 import type { EditJobData, JobSource } from '../src/jobs/types.ts';
+import type { Attachment } from '../src/core/types.ts';
 
 export const MAX_PROMPT = 200;
 
@@ -30,14 +31,18 @@ const command: Command = {
       { name: 'seed', description: 'Which random face to start from', type: 'integer', min: 0, max: 4294967295 },
       { name: 'source', description: 'Job id of a previous result to edit further', type: 'string', maxLength: 100, autocomplete: true },
       { name: 'neutral', description: 'Neutral text (advanced; used verbatim with the prompt)', type: 'string', maxLength: MAX_PROMPT },
+      { name: 'image', description: 'A photo with a face to edit instead of a random face (kept only as long as the result)', type: 'attachment' },
     ],
   },
 
   async run({ options }, ctx, services, target) {
     const { settings, pack: serverPack } = await services.serverSettings(ctx);
     // Source: a previous result (by id, or the message replied to), else a random face.
+    // …or the user's photo, attached to the command.
+    const image = options.image as Attachment | undefined;
+    if (image && (options.seed !== undefined || options.source !== undefined)) return refuse('Give one of image, seed or source.');
     let sourceId = options.source === undefined ? undefined : String(options.source);
-    if (!sourceId && ctx.replyToMessageKey) sourceId = (await services.jobForMessage(ctx, ctx.replyToMessageKey)) ?? undefined;
+    if (!sourceId && !image && ctx.replyToMessageKey) sourceId = (await services.jobForMessage(ctx, ctx.replyToMessageKey)) ?? undefined;
     let source: JobSource;
     let pack = serverPack;
     if (sourceId) {
@@ -60,6 +65,15 @@ const command: Command = {
       threshold: options.threshold === undefined ? undefined : Number(options.threshold),
     });
     if ('refusal' in plan) return refuse(plan.refusal);
+    // Checked and stored only once the edit itself may run; deleted again if it is not queued.
+    let animated = false;
+    if (image) {
+      if (!pack.encoder) return refuse(`Pack "${pack.name}" has no image encoder, so it cannot edit photos; ask an admin.`);
+      const photo = await services.acceptPhoto(ctx, image);
+      if ('refusal' in photo) return refuse(photo.refusal);
+      source = { kind: 'photo', key: photo.key };
+      animated = photo.animated;
+    }
     const data: EditJobData = {
       jobId: services.jobId(ctx),
       platform: ctx.platform,
@@ -71,7 +85,10 @@ const command: Command = {
       source,
       submittedAt: Date.now(),
     };
-    return services.submit(data);
+    const reply = await services.submit(data);
+    if (source.kind === 'photo' && !reply.job) await services.dropPhoto(source.key);
+    if (animated && reply.job) reply.text += ' (Animated image: its first frame will be edited.)';
+    return reply;
   },
 
   async autocomplete(option, partial, ctx, services) {

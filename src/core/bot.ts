@@ -15,9 +15,11 @@ import { nudgedStrength } from './captions.ts';
 import { CommandRefusal, refuse, type Command, type CommandServices } from './command.ts';
 import { JobEvents } from './job-events.ts';
 import { parseInput } from './parse.ts';
+import { PhotoIntake } from './photos.ts';
 import { planEdit } from './plan-edit.ts';
 import { resultImage } from './result-image.ts';
 import { Submissions, UNAVAILABLE } from './submissions.ts';
+import { deletePhoto } from '../state/photos.ts';
 import type {
   BotCore,
   CommandDefinition,
@@ -26,8 +28,10 @@ import type {
   InvocationContext,
   JobUpdate,
   Nudge,
+  PhotoFetcher,
   ReplyTarget,
   ResultImage,
+  ResultImageKind,
 } from './types.ts';
 
 export { LOST_IN_RESTART, RESTARTING, UNAVAILABLE } from './submissions.ts';
@@ -63,12 +67,14 @@ export class Bot implements BotCore {
   private readonly submissions: Submissions;
   private readonly commandsByName: Map<string, Command>;
   private readonly services: CommandServices;
+  private readonly photos: PhotoIntake;
 
   constructor(private readonly o: BotOptions) {
     ({ packs: this.packs, queue: this.queue, store: this.store, metrics: this.metrics, log: this.log } = o);
     this.settings = new SettingsService(o.store, o.log);
     this.events = new JobEvents(o);
     this.submissions = new Submissions({ ...o, settings: this.settings, events: this.events });
+    this.photos = new PhotoIntake(o.store, o.resultTtlS);
     this.commandsByName = new Map(o.commands.map((c) => [c.definition.name, c]));
     this.services = this.commandServices();
   }
@@ -125,14 +131,22 @@ export class Bot implements BotCore {
   }
 
   async cancel(jobId: string, userId: string, dedupeKey: string): Promise<CommandReply | null> {
-    if (!(await this.requestedBy(jobId, userId, dedupeKey))) return null;
+    const data = await this.requestedBy(jobId, userId, dedupeKey);
+    if (!data) return null;
+    // ❌ on a photo job (waiting, running or done) deletes the photo with its crop and inversion.
+    if (data.source.kind === 'photo') await deletePhoto(this.store, data.source.key);
     if ((await this.submissions.cancel(jobId)) !== 'finished') return { text: 'Cancelled.', ephemeral: true };
     await this.submissions.deleteResult(jobId);
     return { text: 'Deleted.', ephemeral: true };
   }
 
-  resultImage(jobId: string, maxBytes?: number): Promise<ResultImage | null> {
-    return resultImage(this.store, jobId, maxBytes);
+  resultImage(jobId: string, maxBytes?: number, which: ResultImageKind = 'main'): Promise<ResultImage | null> {
+    return resultImage(this.store, jobId, maxBytes, which);
+  }
+
+  /** An adapter that takes attachments registers how to download its platform's files (see PhotoFetcher). */
+  setPhotoFetcher(platform: Platform, fetcher: PhotoFetcher): void {
+    this.photos.setFetcher(platform, fetcher);
   }
 
   onUpdate(platform: Platform, listener: (update: JobUpdate) => void | Promise<void>): () => void {
@@ -226,6 +240,8 @@ export class Bot implements BotCore {
       cancel: (jobId) => this.submissions.cancel(jobId),
       commands: () => this.commands(),
       jobId: (ctx) => makeJobId(ctx.platform, ctx.requestId),
+      acceptPhoto: (ctx, attachment) => this.photos.accept(ctx.platform, attachment),
+      dropPhoto: (key) => this.photos.drop(key),
     };
   }
 }

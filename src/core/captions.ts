@@ -20,13 +20,24 @@ export function describeResult(data: EditJobData, meta: ResultMeta): string {
   if (info.threshold !== undefined) parts.push(`threshold ${round2(info.threshold)}`);
   if (info.channels !== undefined) parts.push(`${info.channels} channels`);
   if (info.mapper) parts.push(`mapper ${info.mapper}`);
-  if (meta.seed !== undefined) parts.push(`seed ${meta.seed}`);
+  if (meta.photo) parts.push(`your photo (face score ${meta.photo.score.toFixed(2)})`);
+  else if (meta.seed !== undefined) parts.push(`seed ${meta.seed}`);
   parts.push(`job ${data.jobId}`);
   let text = `${parts.join(' · ')}\nReact ➕ for stronger, ➖ for weaker.`;
+  if (meta.photo) text += `\n${photoNotes(meta.photo).join(' ')}`;
   if (meta.untrained) {
     text += `\n_Made with the untrained demo pack "${meta.pack}": images are noise-like. See docs/operations.md to install a real pack._`;
   }
   return text;
+}
+
+/** What a photo result says about its photo: which face, which frame, and how long it is kept. */
+export function photoNotes(photo: NonNullable<ResultMeta['photo']>): string[] {
+  const notes: string[] = [];
+  if (photo.facesFound > 1) notes.push(`${photo.facesFound} faces found; the largest was edited.`);
+  if (photo.firstFrameOnly) notes.push('Animated image: its first frame was edited.');
+  notes.push('Your photo is kept only while this result is (❌ deletes both now).');
+  return notes;
 }
 
 /** Nudges multiply the strength by this (➕) or divide by it (➖). */

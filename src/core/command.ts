@@ -1,12 +1,12 @@
 // What a command file in top-level commands/ exports, and the services the core lends it.
-import type { CommandDefinition, CommandReply, InvocationContext, ReplyTarget } from './types.ts';
+import type { Attachment, CommandDefinition, CommandReply, InvocationContext, OptionValue, ReplyTarget } from './types.ts';
 import type { PackCatalog } from '../engine/catalog.ts';
 import type { PackSummary } from '../engine/types.ts';
 import type { ServerSettings, SettingsService } from '../state/settings.ts';
 import type { EditJobData, ResultMeta } from '../jobs/types.ts';
 import type { InFlightJob } from '../jobs/queue.ts';
 
-export type OptionValues = Record<string, string | number | boolean>;
+export type OptionValues = Record<string, OptionValue>;
 
 export interface CommandArgs {
   subcommand?: string;
@@ -33,6 +33,13 @@ export interface CommandServices {
   commands(): CommandDefinition[];
   /** Per-run job id: `<platform>-<requestId>` made safe for BullMQ. */
   jobId(ctx: InvocationContext): string;
+  /**
+   * A user's photo checked (size from the platform's metadata before download, then format and pixel count
+   * from the header) and stored under a new key with the result TTL; or why not, in one line.
+   */
+  acceptPhoto(ctx: InvocationContext, attachment: Attachment): Promise<{ key: string; animated: boolean } | { refusal: string }>;
+  /** Deletes a stored photo (and its inversion). */
+  dropPhoto(key: string): Promise<void>;
 }
 
 export interface Command {

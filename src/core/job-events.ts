@@ -150,7 +150,7 @@ export class JobEvents {
       await this.deliver(data, { status: 'failed', text: 'Edit failed: its result was lost (storage full or expired).' });
       return;
     }
-    if (!(await this.deliver(data, { status: 'completed', text: describeResult(data, meta) }))) return;
+    if (!(await this.deliver(data, { status: 'completed', text: describeResult(data, meta), ...(meta.photo ? { beforeAfter: true } : {}) }))) return;
     this.count(data, 'completed');
     await this.o.store.push(keys.recent(data.platform, data.requesterId), data.jobId, 25, this.o.resultTtlS);
   }

@@ -2,14 +2,23 @@
 // Text syntax: `/styleclip curly hair strength:3 seed:7` — `name:value` tokens are options
 // (quote values with spaces: neutral:"a face"); the other words fill the free-text option,
 // or, for sub-commands, the sub-command's options in order (the last one takes the rest).
-import type { CommandDefinition, CommandInput, CommandOption } from './types.ts';
+import type { Attachment, CommandDefinition, CommandInput, CommandOption, OptionValue } from './types.ts';
 import { CommandRefusal, type CommandArgs, type OptionValues } from './command.ts';
 
 const TOKEN = /(\S+?):"([^"]*)"|(\S+?):(\S+)|"([^"]*)"|(\S+)/g;
 const OPTION_NAME = /^[a-z][a-z0-9_-]*$/i;
 
-function coerce(option: CommandOption, raw: string | number | boolean): string | number | boolean {
+function isAttachment(v: unknown): v is Attachment {
+  return typeof v === 'object' && v !== null && typeof (v as Attachment).size === 'number';
+}
+
+function coerce(option: CommandOption, raw: OptionValue): OptionValue {
   const name = option.name;
+  if (option.type === 'attachment') {
+    if (!isAttachment(raw)) throw new CommandRefusal(`Option ${name} takes a file: attach it to the message.`);
+    return raw;
+  }
+  if (isAttachment(raw)) throw new CommandRefusal(`Option ${name} does not take a file.`);
   let value: string | number | boolean = raw;
   if (option.type === 'number' || option.type === 'integer') {
     const n = typeof raw === 'number' ? raw : Number(String(raw).trim());
@@ -106,5 +115,12 @@ export function parseInput(def: CommandDefinition, input: CommandInput): Command
       });
     }
   }
+  // Files sent with the text fill the attachment options in order.
+  const files = [...(input.attachments ?? [])];
+  for (const option of options.filter((o) => o.type === 'attachment')) {
+    const file = files.shift();
+    if (file) values[option.name] = coerce(option, file);
+  }
+  if (files.length) throw new CommandRefusal(files.length === input.attachments!.length ? 'This command takes no file.' : 'Too many files attached.');
   return { subcommand, options: finish(options, values) };
 }

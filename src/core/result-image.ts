@@ -3,11 +3,12 @@
 import sharp from 'sharp';
 import type { Store } from '../state/store.ts';
 import { keys } from '../state/keys.ts';
-import type { ResultImage } from './types.ts';
+import type { ResultImage, ResultImageKind } from './types.ts';
 
-export async function resultImage(store: Store, jobId: string, maxBytes = Number.POSITIVE_INFINITY): Promise<ResultImage | null> {
-  const png = await store.get(keys.resultPng(jobId));
+export async function resultImage(store: Store, id: string, maxBytes = Number.POSITIVE_INFINITY, which: ResultImageKind = 'main'): Promise<ResultImage | null> {
+  const png = await store.get(which === 'main' ? keys.resultPng(id) : keys.resultBeforeAfter(id));
   if (!png) return null;
+  const jobId = which === 'main' ? id : `${id}-before-after`;
   if (png.length <= maxBytes) return { bytes: png, mime: 'image/png', filename: `${jobId}.png` };
   let smallest: ResultImage | null = null;
   for (const quality of [90, 75, 60]) {

@@ -3,7 +3,8 @@
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { JobQueue } from '../jobs/queue.ts';
-import type { EditJobData } from '../jobs/types.ts';
+import type { EditJobData, ResultMeta } from '../jobs/types.ts';
+import { deletePhoto } from '../state/photos.ts';
 import { getJSON, setJSON, type Store } from '../state/store.ts';
 import { keys } from '../state/keys.ts';
 import type { ServerSettings, SettingsService } from '../state/settings.ts';
@@ -82,7 +83,10 @@ export class Submissions {
 
   /** Deletes a finished job's stored result (its image, latent and caption data). */
   async deleteResult(jobId: string): Promise<void> {
-    await this.o.store.del(keys.resultPng(jobId), keys.resultWplus(jobId), keys.resultDelta(jobId), keys.resultMeta(jobId));
+    const meta = await getJSON<ResultMeta>(this.o.store, keys.resultMeta(jobId));
+    await this.o.store.del(keys.resultPng(jobId), keys.resultWplus(jobId), keys.resultDelta(jobId), keys.resultBeforeAfter(jobId), keys.resultMeta(jobId));
+    // A photo result takes its photo (and the photo's crop and inversion) with it.
+    if (meta?.photo) await deletePhoto(this.o.store, meta.photo.key);
   }
 
   /** In-process queue only: waiting jobs die with the process, so their users are told now. */

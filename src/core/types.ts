@@ -21,7 +21,33 @@ export interface InvocationContext {
   replyToMessageKey?: string;
 }
 
-export type OptionType = 'string' | 'number' | 'integer' | 'boolean';
+export type OptionType = 'string' | 'number' | 'integer' | 'boolean' | 'attachment';
+
+/**
+ * A file attached to a command: a Discord attachment option, a Slack file, a playground upload. Adapters
+ * give `bytes` when they have them, else a platform-hosted `url` that their PhotoFetcher downloads; `size`
+ * is what the platform reports, checked before anything is downloaded.
+ */
+export interface Attachment {
+  url?: string;
+  bytes?: Uint8Array;
+  size: number;
+  contentType?: string;
+  name?: string;
+}
+
+export type OptionValue = string | number | boolean | Attachment;
+
+/**
+ * Downloads users' files for the core, implemented by each adapter that takes attachments: only URLs its
+ * platform hosts (Discord's CDN, Slack's files API with the bot token), at most `maxBytes`.
+ */
+export interface PhotoFetcher {
+  /** Whether `url` is one of this platform's file URLs (anything else is refused, never fetched). */
+  hosts(url: string): boolean;
+  /** The file's bytes; rejects past `maxBytes` without reading further. */
+  fetch(url: string, maxBytes: number): Promise<Uint8Array>;
+}
 
 export interface CommandOption {
   name: string;
@@ -53,8 +79,9 @@ export interface CommandDefinition {
 
 /** Input of one command: typed options (Discord) or free text (Slack, playground), never both. */
 export type CommandInput =
-  | { kind: 'options'; subcommand?: string; options: Record<string, string | number | boolean> }
-  | { kind: 'text'; text: string };
+  | { kind: 'options'; subcommand?: string; options: Record<string, OptionValue> }
+  /** Free text; files sent with it fill the command's attachment options in order. */
+  | { kind: 'text'; text: string; attachments?: Attachment[] };
 
 /** What the user sees right away. `error` replies are shown as errors (ephemeral / red embed). */
 export interface CommandReply {
@@ -74,6 +101,8 @@ export interface JobUpdate {
   progress?: number;
   /** Human-readable caption (completed) or error message (failed). */
   text: string;
+  /** Completed photo edits: the result also has an aligned before → after image (`resultImage(id, max, 'before-after')`). */
+  beforeAfter?: boolean;
   target: ReplyTarget;
   requesterId: string;
 }
@@ -83,6 +112,8 @@ export interface ResultImage {
   mime: 'image/png' | 'image/webp' | 'image/jpeg';
   filename: string;
 }
+
+export type ResultImageKind = 'main' | 'before-after';
 
 /** A ➕/➖ on a result: the same edit again, stronger or weaker. */
 export type Nudge = 'stronger' | 'weaker';
@@ -102,8 +133,11 @@ export interface BotCore {
    * unless `userId` requested the job; deduped by `dedupeKey`.
    */
   cancel(jobId: string, userId: string, dedupeKey: string): Promise<CommandReply | null>;
-  /** Image of a completed job, re-encoded (WebP, JPEG, smaller) until it fits `maxBytes`. */
-  resultImage(jobId: string, maxBytes?: number): Promise<ResultImage | null>;
+  /**
+   * Image of a completed job, re-encoded (WebP, JPEG, smaller) until it fits `maxBytes`. `which`: the main
+   * image (for a photo: the whole photo with the edited face), or a photo edit's aligned before → after.
+   */
+  resultImage(jobId: string, maxBytes?: number, which?: ResultImageKind): Promise<ResultImage | null>;
   /** Job updates for one platform; returns an unsubscribe function. */
   onUpdate(platform: Platform, listener: (update: JobUpdate) => void | Promise<void>): () => void;
   /** Remember that a platform message shows a job, so reactions on it find the job (persists with Redis). */

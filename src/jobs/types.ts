@@ -20,7 +20,24 @@ export function isFinal(status: JobStatus): boolean {
   return status === 'completed' || status === 'failed' || status === 'cancelled';
 }
 
-export type JobSource = { kind: 'seed'; seed: number } | { kind: 'result'; jobId: string };
+/**
+ * Where an edit starts: a seed's face, a stored result, or a user's photo. A photo's bytes live in the
+ * store under `key` (keys.photo, with the result TTL), never in the job data.
+ */
+export type JobSource = { kind: 'seed'; seed: number } | { kind: 'result'; jobId: string } | { kind: 'photo'; key: string };
+
+/** What a photo result says about its photo (no pixel of it): shown in the caption, used by follow-ups. */
+export interface PhotoResultInfo {
+  /** Store key of the photo (keys.photo) and its inversion (keys.photoInversion). */
+  key: string;
+  score: number;
+  box: { x: number; y: number; width: number; height: number };
+  facesFound: number;
+  /** An animation or multi-page file: its first frame was used. */
+  firstFrameOnly: boolean;
+  /** This job ran the encoder (false: it reused the photo's stored inversion). */
+  inverted: boolean;
+}
 
 export interface EditJobData {
   jobId: string;
@@ -63,6 +80,8 @@ export interface ResultMeta {
   seed?: number;
   /** Style channel count, so follow-ups can read the stored ΔS. */
   styleChannels: number;
+  /** Set for an edit of a user's photo (started from it, or from an earlier edit of it). */
+  photo?: PhotoResultInfo;
   timings: ResultTimings;
   completedAt: number;
 }

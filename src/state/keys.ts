@@ -5,6 +5,12 @@ export const keys = {
   resultPng: (id: string) => `result:${id}:png`,
   resultWplus: (id: string) => `result:${id}:wplus`,
   resultDelta: (id: string) => `result:${id}:delta`,
+  /** A photo result's aligned before → after strip (PNG). */
+  resultBeforeAfter: (id: string) => `result:${id}:before-after`,
+  /** A user's photo (the uploaded bytes), its inversion (JSON: transform, face, pack) and its W+; all with the result TTL. */
+  photo: (key: string) => `photo:${key}:bytes`,
+  photoInversion: (key: string) => `photo:${key}:inversion`,
+  photoWplus: (key: string) => `photo:${key}:wplus`,
   cancel: (id: string) => `cancel:${id}`,
   claim: (id: string, what: string) => `claim:${id}:${what}`,
   link: (platform: string, messageKey: string) => `link:${platform}:${messageKey}`,

@@ -2,6 +2,7 @@
 // Used directly by the benchmark and inside the worker thread (thread.ts).
 import type { Engine, EditInfo, EditSpec, LatentState } from '../engine/types.ts';
 import { encodeImage } from '../engine/image.ts';
+import { closePipeline, finishPhoto, pipelineFor, preparePhoto, type PhotoInput, type PhotoOutput, type PreparedPhoto } from './photo.ts';
 
 export interface ExecItem {
   packDir: string;
@@ -10,6 +11,11 @@ export interface ExecItem {
   seed?: number;
   /** …or from a stored result. */
   source?: LatentState;
+  /**
+   * A user's photo: without `source`, the edit starts from its inversion (run here unless stored); either
+   * way the rendered face is pasted back into it (ExecOutcome.png) and `photo` carries the before → after.
+   */
+  photo?: PhotoInput;
 }
 
 export type ExecOutcome =
@@ -24,6 +30,7 @@ export type ExecOutcome =
       engineMs: number;
       encodeMs: number;
       batchSize: number;
+      photo?: PhotoOutput;
     }
   | { ok: false; code: string; message: string; permanent: boolean };
 
@@ -88,23 +95,43 @@ export function createEngineExecutor(openPack: OpenPack, device?: string): EditE
       const started = performance.now();
       const outcomes: ExecOutcome[] = new Array(items.length);
       try {
-        const seeded = items.map((it, i) => ({ it, i })).filter(({ it }) => !it.source);
-        const sampled = seeded.length ? await engine.sample(seeded.map(({ it }) => it.seed ?? 0)) : [];
-        const states = items.map((it) => it.source!);
-        seeded.forEach(({ i }, k) => (states[i] = sampled[k]));
-        const edited = await editAll(engine, states, items.map((it) => it.spec));
+        // Photos first (decode, detect, align, encode), each on its own: a photo without a face fails alone.
+        const photoOf: (PreparedPhoto | undefined)[] = new Array(items.length);
+        if (items.some((it) => it.photo)) {
+          const pipeline = await pipelineFor(engine, device);
+          for (const [i, it] of items.entries()) {
+            if (!it.photo) continue;
+            try {
+              photoOf[i] = await preparePhoto(pipeline, it.photo);
+            } catch (err) {
+              outcomes[i] = failure(err);
+            }
+          }
+        }
+        const live = items.map((_, i) => i).filter((i) => !outcomes[i]);
+        const seeded = live.filter((i) => !items[i].source && !photoOf[i]);
+        const sampled = seeded.length ? await engine.sample(seeded.map((i) => items[i].seed ?? 0)) : [];
+        const states: LatentState[] = live.map((i) => items[i].source ?? photoOf[i]?.state ?? sampled[seeded.indexOf(i)]);
+        const edited = await editAll(engine, states, live.map((i) => items[i].spec));
         const good: number[] = [];
-        edited.forEach((r, i) => {
-          if (r instanceof Error) outcomes[i] = failure(r);
-          else good.push(i);
+        const editedOf = new Map<number, { state: LatentState; info: EditInfo }>();
+        edited.forEach((r, k) => {
+          if (r instanceof Error) outcomes[live[k]] = failure(r);
+          else {
+            good.push(live[k]);
+            editedOf.set(live[k], r);
+          }
         });
-        const images = good.length ? await engine.render(good.map((i) => (edited[i] as { state: LatentState }).state)) : [];
+        const images = good.length ? await engine.render(good.map((i) => editedOf.get(i)!.state)) : [];
         const engineMs = performance.now() - started;
         await Promise.all(
           good.map(async (i, k) => {
             const t = performance.now();
-            const png = await encodeImage(images[k].raw, images[k].resolution, 'png');
-            const r = edited[i] as { state: LatentState; info: EditInfo };
+            const prepared = photoOf[i];
+            const { png, photo } = prepared
+              ? await finishPhoto(await pipelineFor(engine, device), prepared, images[k])
+              : { png: await encodeImage(images[k].raw, images[k].resolution, 'png'), photo: undefined };
+            const r = editedOf.get(i)!;
             outcomes[i] = {
               ok: true,
               png,
@@ -116,6 +143,7 @@ export function createEngineExecutor(openPack: OpenPack, device?: string): EditE
               engineMs,
               encodeMs: performance.now() - t,
               batchSize: items.length,
+              ...(photo ? { photo } : {}),
             };
           }),
         );
@@ -128,7 +156,7 @@ export function createEngineExecutor(openPack: OpenPack, device?: string): EditE
     async close() {
       const all = [...engines.values()];
       engines.clear();
-      await Promise.allSettled(all.map(async (e) => (await e).close()));
+      await Promise.allSettled(all.map(async (e) => Promise.all([closePipeline(await e), (await e).close()])));
     },
   };
 }

@@ -12,6 +12,7 @@ import type { PackCatalog } from '../engine/catalog.ts';
 import type { LatentState } from '../engine/types.ts';
 import type { EditExecutor, ExecItem } from './executor.ts';
 import { Batcher } from './batcher.ts';
+import { dropUnusablePhoto, photoInput, storePhotoResult } from './photo-jobs.ts';
 
 export interface WorkerServiceOptions {
   queue: JobQueue;
@@ -104,15 +105,20 @@ export function startWorkerService(o: WorkerServiceOptions): WorkerService {
     const pickedAt = Date.now();
     const item: ExecItem = { packDir: pack.dir, spec: data.spec };
     let seed: number | undefined;
+    let photoKey: string | undefined;
     if (data.source.kind === 'seed') item.seed = seed = data.source.seed;
+    else if (data.source.kind === 'photo') item.photo = await photoInput(o.store, (photoKey = data.source.key), data.pack);
     else {
       const source = await loadSource(o.store, data.source.jobId);
       item.source = source.state;
       seed = source.meta.seed;
+      // An edit of a photo result starts from that result and is pasted back into the same photo.
+      if (source.meta.photo) item.photo = await photoInput(o.store, (photoKey = source.meta.photo.key), data.pack);
     }
     await progress(10);
     const out = await batcher.submit(item);
     if (!out.ok) {
+      await dropUnusablePhoto(o.store, data, out.code);
       if (out.permanent) throw new PermanentJobError(out.code, out.message);
       throw Object.assign(new Error(out.message), { code: out.code });
     }
@@ -131,6 +137,8 @@ export function startWorkerService(o: WorkerServiceOptions): WorkerService {
       completedAt: Date.now(),
     };
     const ttl = o.resultTtlS;
+    const photo = photoKey ? await storePhotoResult(o.store, id, photoKey, data.pack, item.photo!, out, ttl) : undefined;
+    if (photo) meta.photo = photo;
     await o.store.set(keys.resultPng(id), Buffer.from(out.png.buffer, out.png.byteOffset, out.png.byteLength), ttl);
     await o.store.set(keys.resultWplus(id), bytes(out.state.wplus), ttl);
     if (out.state.styleDelta) await o.store.set(keys.resultDelta(id), bytes(out.state.styleDelta), ttl);

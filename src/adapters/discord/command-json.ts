@@ -18,6 +18,7 @@ const OPTION_TYPES: Record<OptionType, ApplicationCommandOptionType> = {
   integer: ApplicationCommandOptionType.Integer,
   number: ApplicationCommandOptionType.Number,
   boolean: ApplicationCommandOptionType.Boolean,
+  attachment: ApplicationCommandOptionType.Attachment,
 };
 
 // Discord's rules for names (lowercase, 1–32) and descriptions (1–100 characters).
@@ -55,7 +56,9 @@ function toOption(o: CommandOption, command: string): APIApplicationCommandBasic
 
 /** Discord wants required options before optional ones. */
 function toOptions(options: CommandOption[], command: string): APIApplicationCommandBasicOption[] {
-  return [...options.filter((o) => o.required), ...options.filter((o) => !o.required)].map((o) => toOption(o, command));
+  // Attachment options wait until this adapter turns Discord's resolved attachments into the core's Attachment.
+  const usable = options.filter((o) => o.type !== 'attachment');
+  return [...usable.filter((o) => o.required), ...usable.filter((o) => !o.required)].map((o) => toOption(o, command));
 }
 
 /** The JSON body for `PUT /applications/{app}[/guilds/{guild}]/commands` (a bulk overwrite). */

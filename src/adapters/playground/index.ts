@@ -1,7 +1,7 @@
 // The playground adapter: a local web chat over the bot core (the embedded default). Users post commands as a
 // named user, see progress and image replies, and react ➕/➖/❌ on results. State lives in memory; results
 // live in the core's store.
-import type { BotCore, CommandReply, JobUpdate, Nudge } from '../../core/types.ts';
+import type { Attachment, BotCore, CommandReply, JobUpdate, Nudge } from '../../core/types.ts';
 import { readJson, sendJson, type RouteHandler } from '../../http.ts';
 import { PAGE } from './page.ts';
 
@@ -18,6 +18,10 @@ export interface PlaygroundMessage {
   progress?: number;
   jobId?: string;
   imageUrl?: string;
+  /** Photo edits: the aligned face before → after. */
+  beforeAfterUrl?: string;
+  /** A user's message that came with a photo (the photo itself is not kept here). */
+  attachment?: { name: string; size: number };
   reactions: Record<string, string[]>;
 }
 
@@ -27,7 +31,18 @@ export interface PlaygroundOptions {
   /** Shown as a banner (e.g. the untrained-pack warning). */
   notice?: string;
   maxMessages?: number;
+  /** Largest photo upload in bytes (default 10 MB); the request body is refused past it before it is read. */
+  maxPhotoBytes?: number;
 }
+
+/** An uploaded photo as the page sends it: `{ name, type, data }`, data in base64. */
+interface Upload {
+  name?: unknown;
+  type?: unknown;
+  data?: unknown;
+}
+
+const DEFAULT_MAX_PHOTO = 10 * 1024 * 1024;
 
 const CHANNEL = 'general';
 const SERVER = 'playground';
@@ -93,22 +108,36 @@ export function createPlayground(core: BotCore, options: PlaygroundOptions): Pla
       progress: u.progress,
       text: u.text,
       ...(u.status === 'completed' ? { imageUrl: `/api/images/${encodeURIComponent(u.jobId)}` } : {}),
+      ...(u.status === 'completed' && u.beforeAfter ? { beforeAfterUrl: `/api/images/${encodeURIComponent(u.jobId)}/before-after` } : {}),
     });
   });
 
-  async function post(body: { user?: unknown; text?: unknown; replyTo?: unknown }) {
+  const maxPhoto = options.maxPhotoBytes ?? DEFAULT_MAX_PHOTO;
+
+  /** The upload as the core's Attachment; its size is what the base64 says, checked before decoding it. */
+  function attachmentOf(image: Upload | undefined): Attachment | undefined {
+    if (image === undefined || image === null) return undefined;
+    if (typeof image !== 'object' || typeof image.data !== 'string') throw new Error('image must be { name, type, data: base64 }');
+    const size = Math.floor((image.data.length * 3) / 4);
+    const file: Attachment = { size, name: String(image.name ?? 'photo').slice(0, 100), contentType: String(image.type ?? '') || undefined };
+    if (size <= maxPhoto) file.bytes = Buffer.from(image.data, 'base64');
+    return file;
+  }
+
+  async function post(body: { user?: unknown; text?: unknown; replyTo?: unknown; image?: Upload }) {
     const user = String(body.user ?? '').trim();
     const text = String(body.text ?? '').trim();
     if (!USER_NAME.test(user)) throw new Error('user must be 1–32 letters, digits, "_", "." or "-"');
     if (!text || text.length > 2000) throw new Error('text must be 1–2000 characters');
+    const file = attachmentOf(body.image);
     const replyTo = typeof body.replyTo === 'string' && byId.has(body.replyTo) ? body.replyTo : undefined;
-    const mine = add({ user, bot: false, text, replyTo });
+    const mine = add({ user, bot: false, text, replyTo, ...(file ? { attachment: { name: file.name!, size: file.size } } : {}) });
     const command = /^\/(\S+)\s*([\s\S]*)$/.exec(text);
     if (!command) return mine;
     const reply = add({ user: 'styleclip', bot: true, text: '…', replyTo: mine.id, status: 'pending' });
     const result = await core.invoke(
       command[1],
-      { kind: 'text', text: command[2] },
+      { kind: 'text', text: command[2], ...(file ? { attachments: [file] } : {}) },
       {
         platform: 'playground',
         serverId: SERVER,
@@ -169,8 +198,15 @@ export function createPlayground(core: BotCore, options: PlaygroundOptions): Pla
       return true;
     }
     if (p === '/api/messages' && req.method === 'POST') {
+      // A photo comes base64 in the JSON body: its length is checked (header, then while reading) before parsing.
+      const limit = Math.ceil((maxPhoto * 4) / 3) + 64 * 1024;
+      if (Number(req.headers['content-length'] ?? 0) > limit) {
+        sendJson(res, 413, { error: `request too large: photos up to ${Math.round(maxPhoto / 1024 / 1024)} MB` });
+        req.resume();
+        return true;
+      }
       try {
-        const msg = await post((await readJson(req)) as Record<string, unknown>);
+        const msg = await post((await readJson(req, limit)) as Record<string, unknown>);
         sendJson(res, 200, { id: msg.id });
       } catch (err) {
         sendJson(res, 400, { error: (err as Error).message });
@@ -183,9 +219,9 @@ export function createPlayground(core: BotCore, options: PlaygroundOptions): Pla
       sendJson(res, out.status, out.body);
       return true;
     }
-    const image = /^\/api\/images\/([\w.-]+)$/.exec(p);
+    const image = /^\/api\/images\/([\w.-]+)(\/before-after)?$/.exec(p);
     if (image && req.method === 'GET') {
-      const img = await core.resultImage(decodeURIComponent(image[1]));
+      const img = await core.resultImage(decodeURIComponent(image[1]), undefined, image[2] ? 'before-after' : 'main');
       if (!img) sendJson(res, 404, { error: 'no such image (expired or deleted)' });
       else {
         res.writeHead(200, { 'content-type': img.mime, 'cache-control': 'private, max-age=3600' });

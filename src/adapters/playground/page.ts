@@ -20,6 +20,10 @@ export const PAGE = `<!doctype html>
   .text { white-space: pre-wrap; }
   .meta { color: #777; font-size: 12px; }
   .result { display: block; margin-top: 6px; width: 256px; height: 256px; image-rendering: pixelated; border-radius: 4px; }
+  .result.photo { width: auto; height: auto; max-width: 100%; max-height: 420px; image-rendering: auto; }
+  .before-after { display: block; margin-top: 6px; width: 512px; max-width: 100%; height: auto; border-radius: 4px; }
+  .attachment { color: #555; font-size: 13px; }
+  form input[type=file] { max-width: 190px; font-size: 12px; align-self: center; }
   .bar { height: 4px; background: #ddd; margin-top: 6px; border-radius: 2px; }
   .bar div { height: 4px; background: #3b3f8f; border-radius: 2px; }
   .reactions button { margin: 6px 6px 0 0; border: 1px solid #ccc; background: #fafafa; border-radius: 12px; padding: 2px 8px; cursor: pointer; }
@@ -35,6 +39,7 @@ export const PAGE = `<!doctype html>
 <form id="send">
   <span id="replying"></span>
   <input name="text" autocomplete="off" placeholder="/styleclip curly hair strength:3 seed:7   (try /styleclip-help)" aria-label="message">
+  <input type="file" name="image" accept="image/*" aria-label="photo to edit" title="attach a photo with a face to /styleclip">
   <button type="submit">Send</button>
 </form>
 <script>
@@ -77,11 +82,13 @@ function render(data) {
   log.replaceChildren(...data.messages.map((m) => {
     const cls = 'msg' + (m.bot ? ' bot' : '') + (m.status === 'error' || m.status === 'failed' ? ' error' : '');
     const parts = [el('span', { class: 'who' }, m.user), el('span', { class: 'text' }, ...(m.bot ? formatted(m.text) : [m.text]))];
+    if (m.attachment) parts.push(el('div', { class: 'attachment' }, '📎 ' + m.attachment.name + ' (' + Math.round(m.attachment.size / 1024) + ' KB)'));
     if (m.status === 'running' && typeof m.progress === 'number') {
       const fill = el('div'); fill.style.width = m.progress + '%';
       parts.push(el('div', { class: 'bar' }, fill));
     }
-    if (m.imageUrl) parts.push(el('img', { class: 'result', src: m.imageUrl, alt: 'result of ' + m.jobId, 'data-job': m.jobId }));
+    if (m.imageUrl) parts.push(el('img', { class: 'result' + (m.beforeAfterUrl ? ' photo' : ''), src: m.imageUrl, alt: 'result of ' + m.jobId, 'data-job': m.jobId }));
+    if (m.beforeAfterUrl) parts.push(el('img', { class: 'before-after', src: m.beforeAfterUrl, alt: 'aligned face before and after' }));
     if (m.jobId && m.status === 'completed') {
       const count = (e) => (m.reactions[e] || []).length;
       parts.push(el('div', { class: 'reactions' },
@@ -103,13 +110,24 @@ async function poll() {
   } catch (e) { /* server restarting */ }
 }
 
+function base64(file) {
+  return new Promise((resolve, reject) => {
+    const r = new FileReader();
+    r.onload = () => resolve(String(r.result).replace(/^data:[^,]*,/, ''));
+    r.onerror = () => reject(r.error);
+    r.readAsDataURL(file);
+  });
+}
+
 form.addEventListener('submit', async (ev) => {
   ev.preventDefault();
   const text = form.text.value.trim();
   if (!text) return;
   try {
-    await api('/api/messages', { user: userInput.value.trim(), text, replyTo });
-    form.text.value = ''; replyTo = null; replying.textContent = '';
+    const file = form.image.files[0];
+    const image = file ? { name: file.name, type: file.type, data: await base64(file) } : undefined;
+    await api('/api/messages', { user: userInput.value.trim(), text, replyTo, image });
+    form.text.value = ''; form.image.value = ''; replyTo = null; replying.textContent = '';
     poll();
   } catch (e) { alert(e.message); }
 });

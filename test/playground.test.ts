@@ -7,20 +7,11 @@ import type { BotCore, CommandReply, InvocationContext, JobUpdate, ReplyTarget }
 import { createPlayground, type PlaygroundMessage } from '../src/adapters/playground/index.ts';
 import { startOpsServer, type OpsServer } from '../src/runtime/http.ts';
 import { makeTestBot, spawnStyleclip, tinyPackDir, waitExit } from './helpers/core-bot.ts';
+import { waitFor } from './helpers/wait.ts';
 
 async function api(base: string, path: string, body?: unknown) {
   const res = await fetch(base + path, body ? { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) } : {});
   return { status: res.status, json: (await res.json()) as any };
-}
-
-async function waitFor<T>(fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
-  const start = Date.now();
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() - start > ms) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 describe('playground API', () => {

@@ -118,7 +118,7 @@ export function createPlayground(core: BotCore, options: PlaygroundOptions): Pla
   function attachmentOf(image: Upload | undefined): Attachment | undefined {
     if (image === undefined || image === null) return undefined;
     if (typeof image !== 'object' || typeof image.data !== 'string') throw new Error('image must be { name, type, data: base64 }');
-    const size = Math.floor((image.data.length * 3) / 4);
+    const size = Math.floor((image.data.length * 3) / 4) - (image.data.endsWith('==') ? 2 : image.data.endsWith('=') ? 1 : 0);
     const file: Attachment = { size, name: String(image.name ?? 'photo').slice(0, 100), contentType: String(image.type ?? '') || undefined };
     if (size <= maxPhoto) file.bytes = Buffer.from(image.data, 'base64');
     return file;

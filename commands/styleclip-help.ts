@@ -14,6 +14,10 @@ const command: Command = {
         `\`strength:N\` (${settings.strengthMin} to ${settings.strengthMax}), \`threshold:0.15\` (0 to 1, global method), ` +
         '`seed:N` (which face), `source:JOB_ID` (edit a previous result; replying to it works too), `neutral:"a face"`.',
       `Example: \`/styleclip blue eyes strength:3 seed:7\`.`,
+      pack.encoder
+        ? 'Your own photo: attach one with a face to `/styleclip` (the `image` option; in the playground, the file button). The largest face is edited and pasted back into the photo.'
+        : `Photos: this server's pack (${pack.name}) has no image encoder, so it edits random faces only.`,
+      'Privacy: a photo is kept only as long as its result and never logged; ❌ on the result deletes both at once.',
       `React ➕ on your result for stronger (×${NUDGE_FACTOR}), ➖ for weaker, ❌ to delete or cancel.`,
       '`/styleclip-info` shows your queue and running jobs; `/styleclip-cancel` cancels them.',
       '`/styleclip-admin show` shows this server\'s settings (admins can change them).',

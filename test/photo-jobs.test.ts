@@ -141,6 +141,8 @@ describe('photo jobs through the playground (tiny pack, engine thread)', () => {
       expect(reply.jobId).toBeUndefined();
     }
     expect(photoKeys(bot)).toEqual([]);
+    const help = await api('/api/messages', { user: 'bob', text: '/styleclip-help' });
+    expect((await replyTo(help.json.id)).text).toMatch(/Your own photo: attach one with a face to `\/styleclip`[\s\S]*Privacy/);
     // A text file labelled as such is refused from its type alone.
     const txt = await api('/api/messages', { user: 'bob', text: '/styleclip smile', image: upload(Buffer.from('hi'), 'a.txt', 'text/plain') });
     expect((await replyTo(txt.json.id)).text).toMatch(/not an image/);
@@ -236,6 +238,9 @@ describe('photo intake and the attachment option (core)', () => {
       );
       expect(reply).toMatchObject({ error: true, text: expect.stringMatching(/has no image encoder/) });
       expect(photoKeys(bot)).toEqual([]);
+      const help = await bot.invoke('styleclip-help', { kind: 'text', text: '' }, { platform: 'playground', serverId: 's', channelId: 'c', user: { id: 'u' }, isPlatformAdmin: false, requestId: 'r2' }, { platform: 'playground', channelId: 'c' });
+      expect(help.text).toMatch(/no image encoder, so it edits random faces only/);
+      expect(help.text).toMatch(/Privacy: a photo is kept only as long as its result and never logged/);
     } finally {
       await bot.close();
     }

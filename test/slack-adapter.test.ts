@@ -149,7 +149,8 @@ describe('slack configuration', () => {
   it('picks Socket Mode when an app token is set, HTTP mode otherwise', () => {
     expect(readSlackConfig({ SLACK_BOT_TOKEN: 'xoxb-1', SLACK_APP_TOKEN: 'xapp-1', SLACK_SIGNING_SECRET: 's' }).mode).toBe('socket');
     const http = readSlackConfig({ SLACK_BOT_TOKEN: 'xoxb-1', SLACK_SIGNING_SECRET: 's', SLACK_ADMIN_USERS: ' U1, U2 ,', SLACK_API_URL: 'http://127.0.0.1:9/api' });
-    expect(http).toMatchObject({ mode: 'http', port: 3001, apiUrl: 'http://127.0.0.1:9/api/' });
+    expect(http).toMatchObject({ mode: 'http', port: 3001, host: '127.0.0.1', apiUrl: 'http://127.0.0.1:9/api/' });
+    expect(readSlackConfig({ SLACK_BOT_TOKEN: 'xoxb-1', SLACK_SIGNING_SECRET: 's', HOST: '0.0.0.0' }).host).toBe('0.0.0.0');
     expect([...http.adminUsers]).toEqual(['U1', 'U2']);
   });
 
@@ -211,6 +212,16 @@ describe('slack adapter, HTTP mode', () => {
     expect(slack.messages).toHaveLength(0);
 
     await command(ALICE, 'curly hair');
+    await results(1);
+  });
+
+  it('listens only where HOST says: with HOST=127.0.0.1, another loopback address (127.0.0.2) is refused', async () => {
+    const { slack, eventsUrl, command, results } = await setup('http', { HOST: '127.0.0.1' });
+    const elsewhere = eventsUrl.replace('127.0.0.1', '127.0.0.2'); // Linux routes all of 127/8 to lo
+    const body = new URLSearchParams(slack.slashCommand({ command: '/styleclip', text: 'curly hair', user: ALICE, channel: CHANNEL })).toString();
+    const error = await slack.sendSigned(elsewhere, body, FORM).then(() => null, (err: Error) => err);
+    expect((error?.cause as { code?: string } | undefined)?.code).toBe('ECONNREFUSED');
+    await command(ALICE, 'curly hair'); // the address HOST names works
     await results(1);
   });
 

@@ -137,6 +137,17 @@ describe('validation through the core', () => {
     expect(global.text).toMatch(/^Queued \*\*blue eyes\*\* · global · strength 4\.1 · threshold auto/);
   });
 
+  it('show reads naturally: a default left to the pack says the pack\'s value', async () => {
+    const shown = (await run('styleclip-admin', 'show')).text;
+    expect(shown).toContain("strength: -10 to 6, default: the pack's (4.1; mapper edits 1)");
+    expect(shown).toContain("threshold: the pack's (automatic)");
+    expect(shown).toContain("pack: the deployment's (testpack)");
+    expect(shown).not.toMatch(/default default|: default\b/);
+    const set = (await run('styleclip-admin', 'set strength-default 2', adminCtx())).text;
+    expect(set).toContain('strength: -10 to 6, default: 2');
+    await run('styleclip-admin', 'reset strength-default', adminCtx());
+  });
+
   it('help and info answer privately', async () => {
     const help = await run('styleclip-help', '');
     expect(help).toMatchObject({ ephemeral: true });

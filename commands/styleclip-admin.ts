@@ -6,19 +6,19 @@ import { applySetting, DEFAULT_SETTINGS, SETTING_KEYS, type ServerSettings, Sett
 
 const keyChoices = SETTING_KEYS.map((k) => ({ name: k, value: k }));
 
-/** The settings as a person reads them: what "default" means is spelled out (the pack's value, in brackets). */
+/** The settings as a person reads them: a default left to the pack shows the pack's value, and says so. */
 function show(s: ServerSettings, pack: PackSummary): string {
-  const packDefault = Math.min(s.strengthMax, Math.max(s.strengthMin, pack.defaults.strength));
+  const packStrength = Math.min(s.strengthMax, Math.max(s.strengthMin, pack.defaults.strength));
   const strengthDefault =
     s.strengthDefault !== null
       ? String(s.strengthDefault)
-      : `the pack's (${packDefault}${packDefault === pack.defaults.strength ? '' : `: its ${pack.defaults.strength}, kept within the range`}; mapper edits 1)`;
-  const threshold = (t: number | 'auto' | null) => (t === 'auto' ? 'automatic (the official β rule)' : String(t));
+      : `${packStrength} (the pack's${packStrength === pack.defaults.strength ? '' : ` ${pack.defaults.strength}, kept within the range`}; mapper edits 1)`;
+  const threshold = (t: number | 'auto') => (t === 'auto' ? 'automatic' : String(t));
   return [
-    `pack: ${s.pack ?? `the deployment's (${pack.name})`}`,
+    `pack: ${s.pack ?? `${pack.name} (the deployment's)`}`,
     `method: ${s.method}`,
-    `strength: ${s.strengthMin} to ${s.strengthMax}, default: ${strengthDefault}`,
-    `threshold: ${s.threshold === null ? `the pack's (${pack.defaults.threshold ?? 'automatic'})` : threshold(s.threshold)}`,
+    `strength: ${s.strengthMin} to ${s.strengthMax}, default ${strengthDefault}`,
+    `threshold: ${s.threshold === null ? `${threshold(pack.defaults.threshold ?? 'auto')} (the pack's)` : threshold(s.threshold)}`,
     `channels: ${s.channels.length ? s.channels.join(', ') : 'all'}`,
     `blocked words: ${s.blockedWords.length}`,
     `limits per user: ${s.userRunning} running + ${s.userWaiting} waiting; per server: ${s.serverRunning} running + ${s.serverWaiting} waiting`,

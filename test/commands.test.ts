@@ -139,13 +139,17 @@ describe('validation through the core', () => {
 
   it('show reads naturally: a default left to the pack says the pack\'s value', async () => {
     const shown = (await run('styleclip-admin', 'show')).text;
-    expect(shown).toContain("strength: -10 to 6, default: the pack's (4.1; mapper edits 1)");
-    expect(shown).toContain("threshold: the pack's (automatic)");
-    expect(shown).toContain("pack: the deployment's (testpack)");
+    expect(shown).toContain("strength: -10 to 6, default 4.1 (the pack's; mapper edits 1)");
+    expect(shown).toContain("threshold: automatic (the pack's)");
+    expect(shown).toContain("pack: testpack (the deployment's)");
     expect(shown).not.toMatch(/default default|: default\b/);
     const set = (await run('styleclip-admin', 'set strength-default 2', adminCtx())).text;
-    expect(set).toContain('strength: -10 to 6, default: 2');
+    expect(set).toContain('strength: -10 to 6, default 2\n');
+    const capped = (await run('styleclip-admin', 'set strength-max 3', adminCtx())).text;
+    expect(capped).toContain('strength: -10 to 3, default 2\n');
     await run('styleclip-admin', 'reset strength-default', adminCtx());
+    expect((await run('styleclip-admin', 'show')).text).toContain("default 3 (the pack's 4.1, kept within the range; mapper edits 1)");
+    await run('styleclip-admin', 'set strength-max 6', adminCtx());
   });
 
   it('help and info answer privately', async () => {

@@ -75,6 +75,53 @@ describe('slack adapter, Socket Mode', () => {
     expect(slack.message(CHANNEL, first.ts)!.deleted).toBe(false);
   });
 
+  for (const fileDeletion of ['removes-message', 'leaves-tombstone'] as const) {
+    it(`❌ on the image message removes the file, the image message and the job message (files.delete ${fileDeletion})`, async () => {
+      const { slack, core, command, react, results } = await setup('socket');
+      slack.fileDeletion = fileDeletion;
+      await command(ALICE, 'curly hair');
+      const [image] = await results(1);
+      const fileId = image.files[0];
+      await slack.waitFor(() => core.jobForMessage('slack', `${CHANNEL}:${image.ts}`), 'file message link');
+      await react(ALICE, 'x', image.ts);
+      await slack.waitFor(() => slack.ephemerals.find((e) => e.text === 'Deleted.'), 'the private "Deleted."');
+      expect(slack.files.has(fileId)).toBe(false);
+      expect(slack.visibleMessages(CHANNEL)).toEqual([]); // the caption message with "React ➕ for stronger" too
+    });
+  }
+
+  it('❌ on the job message after an adapter restart removes the image message and its file too', async () => {
+    const { slack, core, command, react, results, restartAdapter } = await setup('socket');
+    slack.fileDeletion = 'leaves-tombstone';
+    await command(ALICE, 'curly hair');
+    const [image] = await results(1);
+    await slack.waitFor(() => core.jobForMessage('slack', `${CHANNEL}:${image.ts}`), 'file message link');
+    await restartAdapter(); // nothing the adapter kept in memory is left
+    await react(ALICE, 'x', image.thread_ts!);
+    await slack.waitFor(() => slack.ephemerals.find((e) => e.text === 'Deleted.'), 'the private "Deleted."');
+    expect(slack.files.size).toBe(0);
+    expect(slack.visibleMessages(CHANNEL)).toEqual([]);
+  });
+
+  it('➕ on what is left of a deleted result is refused privately and queues nothing', async () => {
+    const { slack, core, command, react, results } = await setup('socket');
+    await command(ALICE, 'curly hair');
+    const [image] = await results(1);
+    await slack.waitFor(() => core.jobForMessage('slack', `${CHANNEL}:${image.ts}`), 'file message link');
+    slack.fileDeletion = 'leaves-tombstone';
+    slack.failures.set('chat.delete', 'cant_delete_message'); // e.g. a workspace that keeps messages
+    await react(ALICE, 'x', image.ts);
+    await slack.waitFor(() => slack.ephemerals.find((e) => e.text === 'Deleted.'), 'the private "Deleted."');
+    slack.failures.delete('chat.delete');
+    const before = slack.messages.length;
+    for (const ts of [image.thread_ts!, image.ts]) await react(ALICE, 'heavy_plus_sign', ts);
+    await slack.waitFor(() => slack.ephemerals.filter((e) => e.text.includes('This result is gone')).length === 2, 'two refusals');
+    expect(slack.ephemerals.every((e) => e.user === ALICE)).toBe(true);
+    expect(await core.queue.inFlight()).toHaveLength(0);
+    expect(slack.messages.slice(before).every((m) => m.deleted)).toBe(true); // placeholders taken back
+    expect(slack.files.size).toBe(0);
+  });
+
   it('after an adapter restart, reactions on earlier results still work, in the same thread', async () => {
     const { slack, core, command, react, results, restartAdapter } = await setup('socket');
     await command(ALICE, 'curly hair');

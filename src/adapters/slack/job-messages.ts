@@ -7,7 +7,7 @@ import type { Logger } from '../../log.ts';
 import { BoundedMap } from '../../util/bounded-map.ts';
 import { SerialQueue } from '../../util/serial-queue.ts';
 import { Throttle } from '../../util/throttle.ts';
-import { messageKey, type KnownJob } from './memory.ts';
+import { fileKey, linked, messageKey, type KnownJob } from './memory.ts';
 import { errorCode, escapeText, mention, statusText } from './messages.ts';
 
 /** A message the bot posted for a job before the job existed. */
@@ -30,7 +30,7 @@ export class JobMessages {
   private readonly progress = new Throttle<JobUpdate>(PROGRESS_EVERY_MS, (jobId, update) => void this.show(update));
 
   constructor(
-    private readonly core: Pick<BotCore, 'linkMessage' | 'resultImage'>,
+    private readonly core: Pick<BotCore, 'linkMessage' | 'resultImage' | 'messagesForJob'>,
     private readonly client: App['client'],
     private readonly log: Logger,
   ) {}
@@ -70,6 +70,31 @@ export class JobMessages {
     }
     this.progress.forget(jobId);
     return this.show(update);
+  }
+
+  /**
+   * Removes everything that shows a deleted result: its image file and every message linked to it (the job
+   * message with the caption, the message sharing the file, whatever Slack left of it once the file was gone),
+   * plus `also` (the message a ❌ was on). Messages already gone are fine.
+   */
+  async removeResult(jobId: string, also: { channel: string; ts: string }): Promise<void> {
+    const known = this.known.get(jobId)?.fileId;
+    const keys = new Set([...(known ? [fileKey(known)] : []), ...(await this.core.messagesForJob('slack', jobId)), messageKey(also.channel, also.ts)]);
+    const things = [...keys].map(linked);
+    this.progress.forget(jobId);
+    await this.inOrder(jobId, async () => {
+      // Files first: Slack may leave a "file deleted" message behind, which the message pass then removes.
+      for (const t of things) if ('file' in t) await this.ignoreGone(this.client.files.delete({ file: t.file }), 'file_not_found');
+      for (const t of things) if ('ts' in t) await this.ignoreGone(this.client.chat.delete({ channel: t.channel, ts: t.ts }), 'message_not_found');
+    });
+  }
+
+  private async ignoreGone(call: Promise<unknown>, gone: string): Promise<void> {
+    try {
+      await call;
+    } catch (err) {
+      if (errorCode(err) !== gone) this.log.warn({ err: errorCode(err) }, 'slack: could not remove a deleted result');
+    }
   }
 
   /** Whether this process saw the job start and not yet finish. */
@@ -126,6 +151,7 @@ export class JobMessages {
     if (!fileId) return;
     const known = this.known.get(update.jobId);
     if (known) known.fileId = fileId;
+    await this.core.linkMessage('slack', fileKey(fileId), update.jobId);
     const ts = await this.shareTs(fileId, channel);
     if (ts) await this.core.linkMessage('slack', messageKey(channel, ts), update.jobId);
   }

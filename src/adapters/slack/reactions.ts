@@ -3,7 +3,7 @@
 // redelivers events it thinks we missed, so each event_id is handled once here and passed to the core as the
 // dedupe key (which holds across bot instances).
 import type { App } from '@slack/bolt';
-import type { Nudge } from '../../core/types.ts';
+import { CANCELLED_MESSAGE, type Nudge } from '../../core/types.ts';
 import { BoundedMap } from '../../util/bounded-map.ts';
 import type { SlackDeps } from './deps.ts';
 import { messageKey } from './memory.ts';
@@ -30,12 +30,11 @@ export function registerReactions(app: App, deps: SlackDeps): void {
     if (action === 'cancel') {
       const reply = await core.cancel(jobId, event.user, body.event_id);
       if (!reply) return;
-      // A cancelled job's message gets the core's "Cancelled." update; a deleted result leaves the channel.
-      if (!jobs.inFlight(jobId)) {
-        if (known?.fileId) await client.files.delete({ file: known.fileId }); // removes its message too
-        await client.chat.delete({ channel, ts }).catch(() => {}); // already gone if it was that message
-      }
-      await tell(escapeText(reply.text));
+      // A cancelled job's message gets the core's "Cancelled." update; a deleted result (now or before) leaves the
+      // channel: its job message, its image and whatever else shows it.
+      if (reply.text === CANCELLED_MESSAGE) return void (await tell(escapeText(reply.text)));
+      await jobs.removeResult(jobId, { channel, ts });
+      await client.chat.postEphemeral({ channel, user: event.user, text: escapeText(reply.text) }); // its thread may be gone
       return;
     }
     const posted = await client.chat.postMessage({ channel, thread_ts: threadTs, text: pendingText(event.user, `${action} edit`) });

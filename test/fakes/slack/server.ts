@@ -73,6 +73,11 @@ export class FakeSlack {
   readonly acks = new Map<string, Json>();
   /** Web API method → the error Slack answers it with (e.g. chat.postMessage → restricted_action). */
   readonly failures = new Map<string, string>();
+  /**
+   * What files.delete does to the message that shared the file: removes it, or (as Slack does to a message with
+   * text) leaves the message with its text and a "This file was deleted." tombstone in place of the file.
+   */
+  fileDeletion: 'removes-message' | 'leaves-tombstone' = 'removes-message';
 
   private server: Server;
   private wss = new WebSocketServer({ noServer: true });
@@ -360,7 +365,10 @@ export class FakeSlack {
         const f = this.files.get(String(a.file));
         if (!f) return { ok: false, error: 'file_not_found' };
         this.files.delete(f.id);
-        for (const m of this.messages) if (m.files.includes(f.id)) m.deleted = true;
+        for (const m of this.messages.filter((x) => x.files.includes(f.id))) {
+          if (this.fileDeletion === 'removes-message') m.deleted = true;
+          else m.files = m.files.filter((id) => id !== f.id);
+        }
         return { ok: true };
       }
       case 'files.info': {

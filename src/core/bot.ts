@@ -29,6 +29,7 @@ import {
   type InvocationContext,
   type JobUpdate,
   type ReplyTarget,
+  type ResultAction,
   type ResultImage,
   type Via,
 } from './types.ts';
@@ -157,7 +158,7 @@ export class Bot implements BotCore {
   }
 
   onUpdate(platform: Platform, listener: (update: JobUpdate) => void | Promise<void>): () => void {
-    return this.events.onUpdate(platform, listener);
+    return this.events.onUpdate(platform, async (u) => listener(u.status === 'completed' ? { ...u, actions: await this.actionsOf(u.jobId) } : u));
   }
 
   async linkMessage(platform: Platform, messageKey: string, jobId: string): Promise<void> {
@@ -236,6 +237,14 @@ export class Bot implements BotCore {
     if (!(await this.store.setNX(keys.nudge(dedupeKey), '1', this.o.resultTtlS))) return null;
     if (await this.store.get(keys.deleted(jobId))) return refuse(RESULT_GONE);
     return data;
+  }
+
+  /** What a finished result offers (see `followUp` for what each needs). */
+  private async actionsOf(jobId: string): Promise<ResultAction[]> {
+    const data = await getJSON<EditJobData>(this.store, keys.job(jobId)).catch(() => null);
+    if (!data) return ['cancel'];
+    const edited = data.spec.strength !== 0; // ↩'s own result is the original: nothing to nudge or go back to
+    return [...(edited ? (['stronger', 'weaker'] as const) : []), ...(data.source.kind === 'seed' ? (['reroll'] as const) : []), ...(edited ? (['original'] as const) : []), 'cancel'];
   }
 
   /** The strength and source of a follow-up, or why there is none. */

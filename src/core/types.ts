@@ -76,6 +76,8 @@ export interface JobUpdate {
   text: string;
   target: ReplyTarget;
   requesterId: string;
+  /** Completed only: what the result offers, in the order its buttons show (🎲 only for a face made from a seed). */
+  actions?: ResultAction[];
 }
 
 export interface ResultImage {
@@ -99,6 +101,9 @@ export type FollowUp = Nudge | 'reroll' | 'original';
  * also just reactions); a button press always gets an answer (Discord and Slack wait for one).
  */
 export type Via = 'reaction' | 'button';
+
+/** What a result offers (its buttons; also its reactions): a follow-up, or `cancel` (❌: cancel, or delete the result). */
+export type ResultAction = FollowUp | 'cancel';
 
 /** Said when a result's job record or image is no longer there (❌ deleted it, or it expired). */
 export const RESULT_GONE = 'This result is gone: it was deleted or has expired.';

@@ -2,7 +2,7 @@
 // Socket Mode and HTTP mode, placeholders, uploads, reactions, retries, admin checks, signatures.
 import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readSlackConfig } from '../src/adapters/slack/config.ts';
 import { startSlackAdapter } from '../src/adapters/slack/index.ts';
 import { silentLogger } from '../src/log.ts';
@@ -10,19 +10,9 @@ import { FakeSlack } from './fakes/slack/server.ts';
 import { COMMANDS } from '../commands/index.ts';
 import type { App } from '../src/runtime/app.ts';
 import { makeTestBot } from './helpers/core-bot.ts';
-import { ALICE, BOB, CHANNEL, FORM, SECRETS, slackSetup, strengthIn, type SlackSetup } from './fakes/slack/setup.ts';
+import { ALICE, BOB, CHANNEL, FORM, SECRETS, slackSetupPerTest, strengthIn } from './fakes/slack/setup.ts';
 
-let setups: SlackSetup<App>[] = [];
-afterEach(async () => {
-  for (const s of setups) await s.close();
-  setups = [];
-});
-
-async function setup(mode: 'socket' | 'http', env: Record<string, string> = {}): Promise<SlackSetup<App>> {
-  const s = await slackSetup(mode, await makeTestBot(), env);
-  setups.push(s);
-  return s;
-}
+const setup = slackSetupPerTest(makeTestBot);
 
 describe('slack adapter, Socket Mode', () => {
   it('/styleclip curly hair → placeholder → progress edits → image in its thread', async () => {
@@ -222,11 +212,12 @@ describe('slack configuration', () => {
 });
 
 describe('deploy/slack-manifest.yml', () => {
-  it('declares every core command, the reaction event and the scopes the adapter needs', () => {
+  it('declares every core command, the reaction event, interactivity and the scopes the adapter needs', () => {
     const manifest = readFileSync('deploy/slack-manifest.yml', 'utf8');
     const declared = [...manifest.matchAll(/^\s*- command: \/(\S+)/gm)].map((m) => m[1]);
     expect(declared.sort()).toEqual(COMMANDS.map((c) => c.definition.name).sort());
     expect(manifest).toMatch(/bot_events:\s*\n\s*- reaction_added/);
+    expect(manifest).toMatch(/interactivity:\s*\n\s*is_enabled: true\b/); // the buttons under each result
     for (const scope of ['commands', 'chat:write', 'files:write', 'files:read', 'reactions:read', 'users:read']) {
       expect(manifest).toMatch(new RegExp(`^\\s*- ${scope}\\b`, 'm'));
     }
@@ -237,8 +228,7 @@ describe('slack adapter, logs', () => {
   it('never contain tokens or secrets, even at debug level', async () => {
     const lines: string[] = [];
     const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) });
-    const s = await slackSetup('socket', await makeTestBot(), {}, logger);
-    setups.push(s);
+    const s = await setup('socket', {}, logger);
     await s.command(ALICE, 'curly hair');
     await s.results(1);
     const text = lines.join('');

@@ -6,6 +6,7 @@ import { App, LogLevel, SocketModeReceiver, type Logger as BoltLogger } from '@s
 import type { AdapterHandle, BotCore } from '../../core/types.ts';
 import { createLogger, type Logger } from '../../log.ts';
 import { SlackAdmins } from './admins.ts';
+import { registerButtons } from './buttons.ts';
 import { registerCommands } from './commands.ts';
 import { readSlackConfig } from './config.ts';
 import { JobMessages } from './job-messages.ts';
@@ -52,6 +53,7 @@ export async function startSlackAdapter(
   const deps = { core, client: app.client, admins: new SlackAdmins(config.adminUsers, app.client, log), jobs, log };
   registerCommands(app, deps);
   registerReactions(app, deps);
+  registerButtons(app, deps);
   app.error(async (err) => {
     log.error({ err: errorCode(err) }, 'slack listener failed');
   });

@@ -1,5 +1,5 @@
-// A job's life on Slack: its placeholder message is edited as the job moves (throttled, in order), and the
-// finished image is uploaded into the thread with files.uploadV2. Both messages are linked to the job so that
+// A job's life on Slack: its placeholder message is edited as the job moves (throttled, in order), gets the
+// result's buttons when it is done, and the finished image is uploaded into the thread with files.uploadV2. Both messages are linked to the job so that
 // reactions on either find it.
 import type { App } from '@slack/bolt';
 import { isFinal, type BotCore, type CommandReply, type JobStatus, type JobUpdate } from '../../core/types.ts';
@@ -8,7 +8,7 @@ import { BoundedMap } from '../../util/bounded-map.ts';
 import { SerialQueue } from '../../util/serial-queue.ts';
 import { Throttle } from '../../util/throttle.ts';
 import { fileKey, linked, messageKey, type KnownJob } from './memory.ts';
-import { errorCode, escapeText, mention, statusText } from './messages.ts';
+import { errorCode, escapeText, mention, resultBlocks, statusText } from './messages.ts';
 
 /** A message the bot posted for a job before the job existed. */
 export interface Placeholder {
@@ -115,7 +115,9 @@ export class JobMessages {
       if (last && isFinal(last)) return; // late or repeated news of a finished job
       this.shown.set(jobId, update.status);
       const text = statusText(update);
-      await this.client.chat.update({ channel: target.channelId, ts: target.messageId as string, text });
+      // A finished result's message carries its buttons (the image itself is a file share, which can't).
+      const blocks = update.status === 'completed' ? { blocks: resultBlocks(text, jobId, update.actions) } : {};
+      await this.client.chat.update({ channel: target.channelId, ts: target.messageId as string, text, ...blocks });
       if (update.status === 'completed') await this.upload(update, text);
     });
   }
@@ -145,7 +147,7 @@ export class JobMessages {
       fileId = (res.files as { files?: { id?: string }[] }[])[0]?.files?.[0]?.id;
     } catch (err) {
       const text = `${statusText(update)}\n:warning: I couldn't upload the image (${errorCode(err)}).`;
-      await this.client.chat.update({ channel, ts: messageId as string, text });
+      await this.client.chat.update({ channel, ts: messageId as string, text, blocks: resultBlocks(text, update.jobId, update.actions) });
       return;
     }
     if (!fileId) return;

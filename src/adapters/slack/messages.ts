@@ -1,5 +1,7 @@
 // What the Slack messages say. Text from users and the core is escaped: Slack reads <, > and & as markup.
+import type { types } from '@slack/bolt';
 import type { JobUpdate } from '../../core/types.ts';
+import { resultButtons } from '../result-buttons.ts';
 
 /** Core text (Markdown-ish) as Slack mrkdwn: escaped, and **bold** made *bold*. */
 export function escapeText(text: string): string {
@@ -30,6 +32,19 @@ const ICONS: Record<JobUpdate['status'], string> = {
 /** The job's message, edited as the job moves on (the core's text already says position and progress). */
 export function statusText(update: Pick<JobUpdate, 'status' | 'text' | 'requesterId'>): string {
   return `${ICONS[update.status]} ${mention(update.requesterId)} ${escapeText(update.text)}`;
+}
+
+/** Block Kit of a finished job's message: its caption and the result's buttons (action_id = the button id). */
+export function resultBlocks(text: string, jobId: string, actions: JobUpdate['actions']): types.KnownBlock[] {
+  const buttons = resultButtons(jobId, actions).map((b) => ({
+    type: 'button' as const,
+    action_id: b.id,
+    text: { type: 'plain_text' as const, text: `${b.emoji} ${b.label}`, emoji: true },
+    value: jobId,
+    ...(b.action === 'cancel' ? { style: 'danger' as const } : {}),
+  }));
+  const caption: types.KnownBlock = { type: 'section', text: { type: 'mrkdwn', text: text.length > 3000 ? `${text.slice(0, 2999)}…` : text } };
+  return buttons.length ? [caption, { type: 'actions', block_id: 'result', elements: buttons }] : [caption];
 }
 
 /** Why nothing was posted: the bot isn't a member (a channel), or can't be (someone else's DM). */

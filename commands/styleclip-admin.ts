@@ -1,4 +1,5 @@
-// /styleclip-admin — server settings: pack, method, strength bounds, threshold, blocked words, channels, limits.
+// /styleclip-admin — server settings: pack, method, strength bounds, threshold, blocked words, channels, limits,
+// spoiler.
 // Anyone may `show`; only admins (as the platform says) may change anything. Changes are audited.
 import { refuse, type Command } from '../src/core/command.ts';
 import type { PackSummary } from '../src/engine/types.ts';
@@ -22,6 +23,7 @@ function show(s: ServerSettings, pack: PackSummary): string {
     `channels: ${s.channels.length ? s.channels.join(', ') : 'all'}`,
     `blocked words: ${s.blockedWords.length}`,
     `limits per user: ${s.userRunning} running + ${s.userWaiting} waiting; per server: ${s.serverRunning} running + ${s.serverWaiting} waiting`,
+    `spoiler: ${s.spoiler ? 'on (results are hidden until someone asks to see them)' : 'off'}`,
   ].join('\n');
 }
 
@@ -137,6 +139,7 @@ function defaultValue(key: string): string {
     'user-waiting': d.userWaiting,
     'server-running': d.serverRunning,
     'server-waiting': d.serverWaiting,
+    spoiler: d.spoiler ? 'on' : 'off',
   };
   return String(map[key]);
 }

@@ -150,6 +150,10 @@ describe('validation through the core', () => {
     await run('styleclip-admin', 'reset strength-default', adminCtx());
     expect((await run('styleclip-admin', 'show')).text).toContain("default 3 (the pack's 4.1, kept within the range; mapper edits 1)");
     await run('styleclip-admin', 'set strength-max 6', adminCtx());
+    expect(shown).toContain('spoiler: off');
+    expect((await run('styleclip-admin', 'set spoiler maybe', adminCtx())).text).toBe('spoiler must be on or off.');
+    expect((await run('styleclip-admin', 'set spoiler on', adminCtx())).text).toContain('spoiler: on (results are hidden until someone asks to see them)');
+    expect((await run('styleclip-admin', 'reset spoiler', adminCtx())).text).toContain('spoiler: off');
   });
 
   it('help and info answer privately', async () => {

@@ -167,4 +167,21 @@ describe('discord result buttons', () => {
     expect((await privateAnswer(await press(expiring, bob, '➕'))).content).toContain('This result is gone');
     expect(await jobsOf(alice)).toEqual([]);
   });
+
+  it('spoiler on: the result is a spoiler attachment (SPOILER_ name), buttons as usual', async () => {
+    const set = (value: string) => {
+      const id = discord.runSlashCommand({ user: admin, channelId: discord.textChannelId, name: 'styleclip-admin', subcommand: 'set', options: { key: 'spoiler', value }, permissions: Permission.ManageGuild });
+      return discord.waitFor(() => discord.original(id)?.content.startsWith('Set spoiler') && discord.original(id), 5000, 'setting saved');
+    };
+    expect((await set('on')).content).toContain('spoiler: on');
+    try {
+      const message = await result(alice, { prompt: 'blue eyes', seed: 15 });
+      expect(message.attachments.map((a) => a.filename)).toEqual([`SPOILER_${jobOf(message)}.png`]);
+      expect(message.components.flatMap((r) => r.components)).toHaveLength(5);
+    } finally {
+      await set('off');
+    }
+    const plain = await result(alice, { prompt: 'blue eyes', seed: 16 });
+    expect(plain.attachments[0].filename).toBe(`${jobOf(plain)}.png`);
+  });
 });

@@ -11,7 +11,7 @@ import { ALICE, BOB, CHANNEL, slackSetupPerTest, strengthIn, type SlackSetup } f
 const setup = slackSetupPerTest(makeTestBot);
 
 const seedIn = (m: FakeMessage) => Number(/seed (\d+)/.exec(m.text)?.[1]);
-const labels = (m: FakeMessage) => m.blocks.flatMap((b) => b.elements ?? []).map((e) => e.text.text);
+const labels = (m: FakeMessage) => m.blocks.filter((b) => b.type === 'actions').flatMap((b) => b.elements ?? []).map((e) => e.text.text);
 
 /** Runs `/styleclip text` and waits for its result: the job message (with the buttons) and the image. */
 async function result(s: SlackSetup<App>, text: string, user = ALICE): Promise<{ job: FakeMessage; image: FakeMessage }> {
@@ -68,10 +68,10 @@ describe('slack result buttons', () => {
     const { job } = await result(s, 'blue eyes seed:9');
     for (const emoji of ['➕', '🎲', '❌']) await s.press(BOB, job.ts, emoji);
     const answers = await s.slack.waitFor(() => ephemeralsTo(s, BOB).length === 3 && ephemeralsTo(s, BOB), 'three answers');
-    expect(answers).toEqual([
+    expect([...answers].sort()).toEqual([ // presses are handled side by side: answers come in any order
+      'Only the person who asked for this edit can delete it.',
       'Only the person who asked for this edit can make it stronger.',
       'Only the person who asked for this edit can try it on a new face.',
-      'Only the person who asked for this edit can delete it.',
     ]);
     expect(await inFlight(s)).toBe(0);
     expect(s.slack.visibleMessages(CHANNEL)).toHaveLength(2);
@@ -131,5 +131,30 @@ describe('slack result buttons', () => {
     await s.press(BOB, expiring.job.ts, '🎲');
     await s.slack.waitFor(() => ephemeralsTo(s, BOB).includes('This result is gone: it was deleted or has expired.'), 'gone for an expired one');
     expect(await inFlight(s)).toBe(0);
+  });
+
+  it('spoiler on: the image waits behind 👁 show image; a press (anyone\'s) posts it in the thread once', async () => {
+    const s = await setup('socket', { SLACK_ADMIN_USERS: ALICE });
+    expect(String((await s.privateReply(await s.command(ALICE, 'set spoiler on', '/styleclip-admin'))).text)).toContain('spoiler: on');
+    await s.command(ALICE, 'blue eyes seed:15');
+    const job = await s.slack.waitFor(() => s.slack.visibleMessages(CHANNEL).find((m) => m.blocks.length), 'the hidden result');
+    expect(labels(job)).toEqual(['👁 show image', '➕ stronger', '➖ weaker', '🎲 new face', '↩ original', '❌ delete']);
+    expect(job.blocks.some((b) => b.type === 'context' && /hidden/.test(JSON.stringify(b)))).toBe(true);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(s.slack.files.size).toBe(0); // nothing uploaded yet
+
+    await s.press(BOB, job.ts, '👁', 2); // the same press delivered twice
+    const [image] = await s.results(1);
+    expect(image.thread_ts).toBe(job.ts);
+    expect(image.text).toBe(job.text);
+    await s.slack.waitFor(() => ephemeralsTo(s, BOB).length > 0, 'the note on the second delivery');
+    expect(ephemeralsTo(s, BOB)).toEqual(['The image is already in the thread.']);
+    expect(s.slack.files.size).toBe(1);
+    expect(labels(job)).toEqual(['➕ stronger', '➖ weaker', '🎲 new face', '↩ original', '❌ delete']);
+    expect(job.blocks.some((b) => b.type === 'context')).toBe(false);
+
+    // ❌ removes the revealed image with the rest, as for any result.
+    await s.press(ALICE, job.ts, '❌');
+    await s.slack.waitFor(() => s.slack.visibleMessages(CHANNEL).length === 0 && s.slack.files.size === 0, 'everything removed');
   });
 });

@@ -158,7 +158,7 @@ export class Bot implements BotCore {
   }
 
   onUpdate(platform: Platform, listener: (update: JobUpdate) => void | Promise<void>): () => void {
-    return this.events.onUpdate(platform, async (u) => listener(u.status === 'completed' ? { ...u, actions: await this.actionsOf(u.jobId) } : u));
+    return this.events.onUpdate(platform, async (u) => listener(u.status === 'completed' ? { ...u, ...(await this.presentation(u.jobId)) } : u));
   }
 
   async linkMessage(platform: Platform, messageKey: string, jobId: string): Promise<void> {
@@ -239,12 +239,19 @@ export class Bot implements BotCore {
     return data;
   }
 
-  /** What a finished result offers (see `followUp` for what each needs). */
-  private async actionsOf(jobId: string): Promise<ResultAction[]> {
+  /** How a finished result is shown: what it offers (see `followUp` for what each needs), and whether hidden. */
+  private async presentation(jobId: string): Promise<Pick<JobUpdate, 'actions' | 'spoiler'>> {
     const data = await getJSON<EditJobData>(this.store, keys.job(jobId)).catch(() => null);
-    if (!data) return ['cancel'];
+    if (!data) return { actions: ['cancel'] };
     const edited = data.spec.strength !== 0; // ↩'s own result is the original: nothing to nudge or go back to
-    return [...(edited ? (['stronger', 'weaker'] as const) : []), ...(data.source.kind === 'seed' ? (['reroll'] as const) : []), ...(edited ? (['original'] as const) : []), 'cancel'];
+    const actions: ResultAction[] = [
+      ...(edited ? (['stronger', 'weaker'] as const) : []),
+      ...(data.source.kind === 'seed' ? (['reroll'] as const) : []),
+      ...(edited ? (['original'] as const) : []),
+      'cancel',
+    ];
+    const spoiler = await this.settings.get(data.scope).then((s) => s.spoiler, () => false);
+    return { actions, ...(spoiler ? { spoiler } : {}) };
   }
 
   /** The strength and source of a follow-up, or why there is none. */

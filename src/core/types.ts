@@ -78,6 +78,8 @@ export interface JobUpdate {
   requesterId: string;
   /** Completed only: what the result offers, in the order its buttons show (🎲 only for a face made from a seed). */
   actions?: ResultAction[];
+  /** Completed only: the server wants results hidden until asked for (its `spoiler` setting). */
+  spoiler?: boolean;
 }
 
 export interface ResultImage {

@@ -10,7 +10,8 @@ import { describeError } from './rest.ts';
 
 export async function onButton(deps: DiscordDeps, reactions: ReactionRouter, i: ButtonInteraction): Promise<void> {
   const pressed = parseButtonId(i.customId);
-  if (!pressed) return;
+  if (!pressed || pressed.action === 'show') return; // Discord blurs spoilers itself: no show button here
+  const action = pressed.action;
   try {
     await i.deferUpdate();
   } catch (err) {
@@ -21,5 +22,5 @@ export async function onButton(deps: DiscordDeps, reactions: ReactionRouter, i: 
   const answer = async (text: string) => {
     await i.followUp({ content: clip(text), flags: MessageFlags.Ephemeral });
   };
-  await reactions.run(i.message.id, i.channelId, i.user.id, pressed.action, { jobId: pressed.jobId, answer });
+  await reactions.run(i.message.id, i.channelId, i.user.id, action, { jobId: pressed.jobId, answer });
 }

@@ -256,7 +256,9 @@ export class Deliveries {
   private async showResult(s: MessageState, u: JobUpdate): Promise<void> {
     let limit = s.sizeLimit;
     for (let attempt = 0; ; attempt++) {
-      const image = await this.core.resultImage(u.jobId, limit);
+      const found = await this.core.resultImage(u.jobId, limit);
+      // Discord shows an attachment whose name starts with SPOILER_ blurred until clicked.
+      const image = found && u.spoiler ? { ...found, filename: `SPOILER_${found.filename}` } : found;
       const body: Body = {
         content: u.text,
         embeds: [],

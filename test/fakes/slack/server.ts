@@ -231,7 +231,7 @@ export class FakeSlack {
 
   /** The action_id of the button on a message whose text starts with `emoji`. */
   buttonId(channel: string, ts: string, emoji: string): string | undefined {
-    const buttons = this.message(channel, ts)?.blocks.flatMap((b) => b.elements ?? []) ?? [];
+    const buttons = this.message(channel, ts)?.blocks.filter((b) => b.type === 'actions').flatMap((b) => b.elements ?? []) ?? [];
     return buttons.find((b) => b.text.text.startsWith(emoji))?.action_id;
   }
 

@@ -63,6 +63,16 @@ describe('slack result buttons', () => {
     });
   }
 
+  it('buttons keep working after an adapter restart (the id names the job)', async () => {
+    const s = await setup('socket');
+    const { job, image } = await result(s, 'blue eyes seed:16');
+    await s.restartAdapter(); // nothing the adapter kept in memory is left
+    await s.press(ALICE, job.ts, '➖');
+    const weaker = await nextInThread(s, job.ts, 1);
+    expect(strengthIn(weaker.image)).toBeCloseTo(strengthIn(image) / 1.5, 2);
+    expect(weaker.job.thread_ts).toBe(job.ts);
+  });
+
   it('someone else pressing is told privately that only the requester can; nothing runs', async () => {
     const s = await setup('socket');
     const { job } = await result(s, 'blue eyes seed:9');

@@ -137,6 +137,25 @@ describe('validation through the core', () => {
     expect(global.text).toMatch(/^Queued \*\*blue eyes\*\* · global · strength 4\.1 · threshold auto/);
   });
 
+  it('show reads naturally: a default left to the pack says the pack\'s value', async () => {
+    const shown = (await run('styleclip-admin', 'show')).text;
+    expect(shown).toContain("strength: -10 to 6, default 4.1 (the pack's; mapper edits 1)");
+    expect(shown).toContain("threshold: automatic (the pack's)");
+    expect(shown).toContain("pack: testpack (the deployment's)");
+    expect(shown).not.toMatch(/default default|: default\b/);
+    const set = (await run('styleclip-admin', 'set strength-default 2', adminCtx())).text;
+    expect(set).toContain('strength: -10 to 6, default 2\n');
+    const capped = (await run('styleclip-admin', 'set strength-max 3', adminCtx())).text;
+    expect(capped).toContain('strength: -10 to 3, default 2\n');
+    await run('styleclip-admin', 'reset strength-default', adminCtx());
+    expect((await run('styleclip-admin', 'show')).text).toContain("default 3 (the pack's 4.1, kept within the range; mapper edits 1)");
+    await run('styleclip-admin', 'set strength-max 6', adminCtx());
+    expect(shown).toContain('spoiler: off');
+    expect((await run('styleclip-admin', 'set spoiler maybe', adminCtx())).text).toBe('spoiler must be on or off.');
+    expect((await run('styleclip-admin', 'set spoiler on', adminCtx())).text).toContain('spoiler: on (results are hidden until someone asks to see them)');
+    expect((await run('styleclip-admin', 'reset spoiler', adminCtx())).text).toContain('spoiler: off');
+  });
+
   it('help and info answer privately', async () => {
     const help = await run('styleclip-help', '');
     expect(help).toMatchObject({ ephemeral: true });

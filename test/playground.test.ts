@@ -69,6 +69,22 @@ describe('playground API', () => {
     expect(followed.text).toMatch(/glasses.* seed 4 /);
   });
 
+  it('a result offers the buttons the platforms show; 🎲 is the same edit on a new face, ↩ the original face', async () => {
+    const posted = await api(server.url, '/api/messages', { user: 'carol', text: '/styleclip smile strength:2 seed:6' });
+    const reply = await waitFor(async () => (await messages()).find((m) => m.replyTo === posted.json.id && m.status === 'completed'));
+    expect(reply.buttons?.map((b) => `${b.emoji} ${b.label}`)).toEqual(['➕ stronger', '➖ weaker', '🎲 new face', '↩ original', '❌ delete']);
+    const finished = async (emoji: string) => {
+      const react = await api(server.url, `/api/messages/${reply.id}/reactions`, { user: 'carol', emoji });
+      return waitFor(async () => (await messages()).find((m) => m.id === react.json.id && m.status === 'completed'));
+    };
+    const rerolled = await finished('🎲');
+    expect(rerolled.text).toMatch(/smile.* strength 2 .* seed \d+/);
+    expect(rerolled.text).not.toMatch(/seed 6 /);
+    const original = await finished('↩');
+    expect(original.text).toMatch(/smile.* strength 0 .* seed 6 /);
+    expect(original.buttons?.map((b) => b.emoji)).toEqual(['🎲', '❌']);
+  });
+
   it('refuses a ➕ on an old result once an admin has blocked a word of its prompt, and says why', async () => {
     const posted = await api(server.url, '/api/messages', { user: 'bob', text: '/styleclip curly hair method:global seed:2' });
     const result = await waitFor(async () => (await messages()).find((m) => m.replyTo === posted.json.id && m.status === 'completed'));

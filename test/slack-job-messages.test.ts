@@ -23,6 +23,7 @@ beforeEach(async () => {
   const core = {
     linkMessage: async (_p: string, key: string, jobId: string) => void links.set(key, jobId),
     resultImage: async (jobId: string) => ({ bytes: PNG, mime: 'image/png' as const, filename: `${jobId}.png` }),
+    messagesForJob: async (_p: string, jobId: string) => [...links].filter(([, j]) => j === jobId).map(([k]) => k),
   };
   jobs = new JobMessages(core, client, silentLogger);
   rootTs = (await client.chat.postMessage({ channel: CH, text: 'placeholder' })).ts as string;

@@ -11,7 +11,7 @@ import { UNAVAILABLE } from '../src/core/bot.ts';
 import type { App } from '../src/runtime/app.ts';
 import { calls, openPack as fakeOpenPack } from './helpers/core-fake-engine.ts';
 import { freePort, killRedisServer, startRedisServer } from './helpers/redis-server.ts';
-import { collectUpdates, ctxFor, dropPrefix, makeTestBot, spawnStyleclip, targetFor, tinyPackDir, uniquePrefix, waitExit } from './helpers/core-bot.ts';
+import { collectUpdates, ctxFor, dropPrefix, makeTestBot, makeTestPack, spawnStyleclip, targetFor, tinyPackDir, uniquePrefix, waitExit } from './helpers/core-bot.ts';
 
 const REDIS = 'redis://127.0.0.1:6379';
 
@@ -31,45 +31,77 @@ function recordingExecutor(delayMs = 0) {
   return { executor, batches };
 }
 
-describe('micro-batching', () => {
-  it('collects jobs per pack up to the batch size; jobs arriving while the engine is busy join the next batch; packs take turns', async () => {
-    const { executor, batches } = recordingExecutor(50);
-    const batcher = new Batcher(executor, 4, 5);
+describe('micro-batching: six jobs for pack a and one for b, then three late ones for a while the engine is busy (batch size 4)', () => {
+  let batches: { pack: string; size: number }[];
+  let batcher: Batcher;
+  beforeAll(async () => {
+    const recording = recordingExecutor(50);
+    batches = recording.batches;
+    batcher = new Batcher(recording.executor, 4, 5);
     const first = Array.from({ length: 6 }, () => batcher.submit(item('a')));
     const other = batcher.submit(item('b'));
     await new Promise((r) => setTimeout(r, 20)); // engine busy with the first batch
     const late = Array.from({ length: 3 }, () => batcher.submit(item('a')));
     await Promise.all([...first, other, ...late]);
-    // The late jobs fill pack a's second batch; then b (waiting since before them) goes before a's rest.
-    expect(batches).toEqual([
-      { pack: 'a', size: 4 },
-      { pack: 'a', size: 4 },
+  });
+
+  it('fills a batch with one pack’s jobs, up to the batch size', () => {
+    expect(batches[0]).toEqual({ pack: 'a', size: 4 });
+  });
+
+  it('adds the jobs that arrive while the engine is busy to the pack’s next batch', () => {
+    expect(batches[1]).toEqual({ pack: 'a', size: 4 }); // a's two left over and two of the late ones
+  });
+
+  it('lets packs take turns: b, waiting since before the late jobs, goes before a’s rest', () => {
+    expect(batches.slice(2)).toEqual([
       { pack: 'b', size: 1 },
       { pack: 'a', size: 1 },
     ]);
+  });
+
+  it('counts its batches and items', () => {
     expect(batcher.stats).toEqual({ batches: 4, items: 10 });
   });
+});
 
-  it('a batch size of 1 turns batching off', async () => {
-    const { executor, batches } = recordingExecutor();
-    const batcher = new Batcher(executor, 1, 5);
-    await Promise.all(Array.from({ length: 3 }, () => batcher.submit(item('a'))));
-    expect(batches.map((b) => b.size)).toEqual([1, 1, 1]);
-  });
+it('a batch size of 1 turns batching off', async () => {
+  const { executor, batches } = recordingExecutor();
+  const batcher = new Batcher(executor, 1, 5);
+  await Promise.all(Array.from({ length: 3 }, () => batcher.submit(item('a'))));
+  expect(batches.map((b) => b.size)).toEqual([1, 1, 1]);
+});
 
-  it('one bad edit fails alone; the rest of the batch renders in one synthesis call', async () => {
-    const executor = createEngineExecutor(async (dir) => fakeOpenPack(dir));
+describe('the engine executor, given a batch with one bad edit', () => {
+  const executor = createEngineExecutor(fakeOpenPack);
+  let outcomes: ExecOutcome[];
+  let renders: number[];
+  beforeAll(async () => {
+    const pack = makeTestPack('testpack', { fakeEngine: { noChannelsFor: ['frown'] } });
     calls.batches.length = 0;
-    const outcomes = await executor.run([item('p', 'smile'), item('p', 'nochannels here'), item('p', 'frown')]);
+    outcomes = await executor.run([item(pack, 'smile'), item(pack, 'frown'), item(pack, 'grin')]);
+    renders = [...calls.batches];
+  });
+  afterAll(() => executor.close());
+
+  it('fails the bad edit alone, permanently', () => {
     expect(outcomes.map((o) => o.ok)).toEqual([true, false, true]);
     expect(outcomes[1]).toMatchObject({ ok: false, code: 'no_channels', permanent: true });
-    expect(calls.batches).toEqual([2]);
+  });
+
+  it('renders the rest of the batch in one synthesis call', () => {
+    expect(renders).toEqual([2]);
+  });
+
+  it('returns a PNG with its resolution, the batch size and whether the pack is untrained', () => {
     const ok = outcomes[0] as Extract<ExecOutcome, { ok: true }>;
     expect(ok.png.subarray(1, 4).toString()).toBe('PNG');
     expect(ok).toMatchObject({ resolution: 8, batchSize: 3, untrained: true });
-    const broken = await executor.run([item('broken-pack')]);
+  });
+
+  it('fails the jobs of a pack it cannot open, permanently, with the engine’s reason', async () => {
+    const broken = await executor.run([item(makeTestPack('testpack', { fakeEngine: { openFails: true } }))]);
     expect(broken[0]).toMatchObject({ ok: false, permanent: true, message: expect.stringMatching(/broken/) });
-    await executor.close();
   });
 });
 

@@ -2,54 +2,92 @@
 // Socket Mode and HTTP mode, placeholders, uploads, reactions, retries, admin checks, signatures.
 import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readSlackConfig } from '../src/adapters/slack/config.ts';
 import { startSlackAdapter } from '../src/adapters/slack/index.ts';
 import { silentLogger } from '../src/log.ts';
-import { FakeSlack } from './fakes/slack/server.ts';
+import { FakeSlack, type FakeMessage } from './fakes/slack/server.ts';
 import { COMMANDS } from '../commands/index.ts';
 import type { App } from '../src/runtime/app.ts';
 import { makeTestBot } from './helpers/core-bot.ts';
-import { ALICE, BOB, CHANNEL, FORM, SECRETS, slackSetupPerTest, strengthIn } from './fakes/slack/setup.ts';
+import { ALICE, BOB, CHANNEL, FORM, SECRETS, slackSetup, slackSetupPerTest, strengthIn, type SlackSetup } from './fakes/slack/setup.ts';
 
 const setup = slackSetupPerTest(makeTestBot);
 
 describe('slack adapter, Socket Mode', () => {
-  it('/styleclip curly hair → placeholder → progress edits → image in its thread', async () => {
-    const { slack, core, command, results } = await setup('socket');
-    await command(ALICE, 'curly hair');
-    const [shared] = await results(1);
-    const root = slack.message(CHANNEL, shared.thread_ts!)!;
-    expect(root.thread_ts).toBeUndefined();
-    expect(root.edits[0]).toMatch(/^:hourglass_flowing_sand: <@UALICE01> \/styleclip curly hair/);
-    expect(root.edits.some((t) => t.startsWith(':art: <@UALICE01> Running *curly hair*'))).toBe(true);
-    expect(root.text).toMatch(/^:white_check_mark: <@UALICE01> \*curly hair\*/);
-    expect(shared.text).toBe(root.text);
-    expect(slack.files.get(shared.files[0])!.bytes!.subarray(1, 4).toString()).toBe('PNG');
-    // Reactions on either message find the job.
-    const jobId = await core.jobForMessage('slack', `${CHANNEL}:${root.ts}`);
-    expect(jobId).toMatch(/^slack-/);
-    expect(await slack.waitFor(() => core.jobForMessage('slack', `${CHANNEL}:${shared.ts}`), 'file link')).toBe(jobId);
-    // Admin rights matter to admin commands only: an edit costs no users.info call (rate-limited, Tier 4).
-    expect(slack.calls.filter((c) => c.method === 'users.info')).toEqual([]);
+  describe('/styleclip curly hair', () => {
+    let s: SlackSetup<App>;
+    let root: FakeMessage;
+    let shared: FakeMessage;
+    beforeAll(async () => {
+      s = await slackSetup('socket', await makeTestBot());
+      await s.command(ALICE, 'curly hair');
+      [shared] = await s.results(1);
+      root = s.slack.message(CHANNEL, shared.thread_ts!)!;
+    });
+    afterAll(() => s?.close());
+
+    it('posts a placeholder naming the command, in the channel', () => {
+      expect(root.thread_ts).toBeUndefined();
+      expect(root.edits[0]).toMatch(/^:hourglass_flowing_sand: <@UALICE01> \/styleclip curly hair/);
+    });
+
+    it('edits the placeholder to show the progress', () => {
+      expect(root.edits.some((t) => t.startsWith(':art: <@UALICE01> Running *curly hair*'))).toBe(true);
+    });
+
+    it('edits the placeholder into the caption when done', () => {
+      expect(root.text).toMatch(/^:white_check_mark: <@UALICE01> \*curly hair\*/);
+    });
+
+    it('shares the image as a PNG in the placeholder’s thread, with the same caption', () => {
+      expect(shared.text).toBe(root.text);
+      expect(s.slack.files.get(shared.files[0])!.bytes!.subarray(1, 4).toString()).toBe('PNG');
+    });
+
+    it('links both messages to the job, so reactions on either find it', async () => {
+      const jobId = await s.core.jobForMessage('slack', `${CHANNEL}:${root.ts}`);
+      expect(jobId).toMatch(/^slack-/);
+      expect(await s.slack.waitFor(() => s.core.jobForMessage('slack', `${CHANNEL}:${shared.ts}`), 'file link')).toBe(jobId);
+    });
+
+    it('costs no users.info call (rate-limited, Tier 4): admin rights matter to admin commands only', () => {
+      expect(s.slack.calls.filter((c) => c.method === 'users.info')).toEqual([]);
+    });
   });
 
-  it('➕ by the requester re-runs stronger in the thread, once per event_id; others are ignored', async () => {
-    const { slack, core, command, react, results } = await setup('socket');
-    await command(ALICE, 'curly hair');
-    const [first] = await results(1);
-    await slack.waitFor(() => core.jobForMessage('slack', `${CHANNEL}:${first.ts}`), 'file link');
+  describe('➕ on a result from bob, then from alice delivered twice (Slack’s redelivery)', () => {
+    let s: SlackSetup<App>;
+    let first: FakeMessage;
+    let second: FakeMessage;
+    let inThread: FakeMessage[];
+    beforeAll(async () => {
+      s = await slackSetup('socket', await makeTestBot());
+      const { slack, core, command, react, results } = s;
+      await command(ALICE, 'curly hair');
+      [first] = await results(1);
+      await slack.waitFor(() => core.jobForMessage('slack', `${CHANNEL}:${first.ts}`), 'file link');
+      await react(BOB, 'heavy_plus_sign', first.ts);
+      const eventId = await react(ALICE, 'heavy_plus_sign', first.ts);
+      await react(ALICE, 'heavy_plus_sign', first.ts, { eventId, retry: 1 });
+      [, second] = await results(2);
+      await new Promise((r) => setTimeout(r, 300)); // room for a wrongly handled duplicate to show up
+      inThread = slack.visibleMessages(CHANNEL).filter((m) => m.thread_ts === first.thread_ts);
+    });
+    afterAll(() => s?.close());
 
-    await react(BOB, 'heavy_plus_sign', first.ts); // not the requester
-    const eventId = await react(ALICE, 'heavy_plus_sign', first.ts);
-    await react(ALICE, 'heavy_plus_sign', first.ts, { eventId, retry: 1 }); // Slack's redelivery
-    const [, second] = await results(2);
-    expect(second.thread_ts).toBe(first.thread_ts);
-    expect(strengthIn(second)).toBeGreaterThan(strengthIn(first));
-    await new Promise((r) => setTimeout(r, 300)); // room for a wrongly handled duplicate to show up
-    const inThread = slack.visibleMessages(CHANNEL).filter((m) => m.thread_ts === first.thread_ts);
-    expect(inThread).toHaveLength(3); // first image, the stronger job's message, its image
-    expect(slack.callsTo('chat.delete')).toHaveLength(0);
+    it('re-runs stronger for alice, in the thread', () => {
+      expect(second.thread_ts).toBe(first.thread_ts);
+      expect(strengthIn(second)).toBeGreaterThan(strengthIn(first));
+    });
+
+    it('runs once per event_id and ignores bob', () => {
+      expect(inThread).toHaveLength(3); // first image, the stronger job's message, its image
+    });
+
+    it('deletes nothing', () => {
+      expect(s.slack.callsTo('chat.delete')).toHaveLength(0);
+    });
   });
 
   it('➖ on the job message re-runs weaker; ❌ deletes a result', async () => {
@@ -212,7 +250,7 @@ describe('slack configuration', () => {
 });
 
 describe('deploy/slack-manifest.yml', () => {
-  it('declares every core command, the reaction event, interactivity and the scopes the adapter needs', () => {
+  it('declares every core command, the reaction event and the scopes the adapter needs', () => {
     const manifest = readFileSync('deploy/slack-manifest.yml', 'utf8');
     const declared = [...manifest.matchAll(/^\s*- command: \/(\S+)/gm)].map((m) => m[1]);
     expect(declared.sort()).toEqual(COMMANDS.map((c) => c.definition.name).sort());

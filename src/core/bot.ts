@@ -7,10 +7,10 @@ import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { PackCatalog } from '../engine/catalog.ts';
 import type { JobQueue } from '../jobs/queue.ts';
-import type { EditJobData, Platform, ResultMeta } from '../jobs/types.ts';
+import type { EditJobData, JobSource, Platform, ResultMeta } from '../jobs/types.ts';
 import { getJSON, isRedisDown, type Store } from '../state/store.ts';
 import { keys } from '../state/keys.ts';
-import { SettingsService } from '../state/settings.ts';
+import { SettingsService, type ServerSettings } from '../state/settings.ts';
 import { nudgedStrength } from './captions.ts';
 import { CommandRefusal, refuse, type Command, type CommandServices } from './command.ts';
 import { JobEvents } from './job-events.ts';
@@ -20,18 +20,22 @@ import { planEdit } from './plan-edit.ts';
 import { resultImage } from './result-image.ts';
 import { Submissions, UNAVAILABLE } from './submissions.ts';
 import { deletePhoto } from '../state/photos.ts';
-import type {
-  BotCore,
-  CommandDefinition,
-  CommandInput,
-  CommandReply,
-  InvocationContext,
-  JobUpdate,
-  Nudge,
-  PhotoFetcher,
-  ReplyTarget,
-  ResultImage,
-  ResultImageKind,
+import {
+  CANCELLED_MESSAGE,
+  RESULT_GONE,
+  type BotCore,
+  type CommandDefinition,
+  type CommandInput,
+  type CommandReply,
+  type FollowUp,
+  type InvocationContext,
+  type JobUpdate,
+  type PhotoFetcher,
+  type ReplyTarget,
+  type ResultAction,
+  type ResultImage,
+  type ResultImageKind,
+  type Via,
 } from './types.ts';
 
 export { LOST_IN_RESTART, RESTARTING, UNAVAILABLE } from './submissions.ts';
@@ -51,6 +55,17 @@ export interface BotOptions {
 export function makeJobId(platform: Platform, requestId: string): string {
   return `${platform}-${requestId.replace(/[^A-Za-z0-9_.-]/g, '_')}`.slice(0, 120);
 }
+
+/** Enough for a result's messages: the job message, the image, a few re-runs shown on it. */
+const MAX_LINKS_PER_JOB = 20;
+
+/** How a refusal to someone else names what they tried. */
+const FOLLOW_UP_WORDS: Record<FollowUp, string> = {
+  stronger: 'make it stronger',
+  weaker: 'make it weaker',
+  reroll: 'try it on a new face',
+  original: 'show the original',
+};
 
 function scopeOf(ctx: { platform: Platform; serverId: string | null }): string {
   return `${ctx.platform}:${ctx.serverId ?? 'dm'}`;
@@ -111,31 +126,37 @@ export class Bot implements BotCore {
     }
   }
 
-  async nudge(jobId: string, nudge: Nudge, userId: string, dedupeKey: string, target: ReplyTarget): Promise<CommandReply | null> {
-    const data = await this.requestedBy(jobId, userId, dedupeKey);
-    if (!data) return null;
+  async nudge(jobId: string, action: FollowUp, userId: string, dedupeKey: string, target: ReplyTarget, via: Via = 'reaction'): Promise<CommandReply | null> {
+    const data = await this.requestedBy(jobId, userId, dedupeKey, via, FOLLOW_UP_WORDS[action]);
+    if (!data || 'text' in data) return data;
     const [settings, pack] = [await this.settings.get(data.scope), this.packs.get(data.pack)];
     if (!pack) return refuse(`This result was made with pack "${data.pack}", which is no longer installed.`);
-    const wanted = nudgedStrength(data.spec.strength, nudge);
-    const strength = Math.min(settings.strengthMax, Math.max(settings.strengthMin, wanted));
-    if (strength === data.spec.strength) {
-      return refuse(`Strength is already ${strength}, this server's ${nudge === 'stronger' ? 'most' : 'least'} for a nudge.`);
-    }
+    const hash = createHash('sha1').update(dedupeKey).digest('hex').slice(0, 16);
+    const followUp = await this.followUp(data, action, settings, hash);
+    if ('text' in followUp) return followUp;
     // The same edit, asked for again: every rule /styleclip applies holds (channels, blocked words, methods).
     const { prompt, neutral, method, threshold } = data.spec;
-    const plan = planEdit(settings, pack, target.channelId, { prompt, neutral, method, strength, threshold });
+    const plan = planEdit(settings, pack, target.channelId, { prompt, neutral, method, strength: followUp.strength, threshold });
     if ('refusal' in plan) return refuse(plan.refusal);
-    const hash = createHash('sha1').update(dedupeKey).digest('hex').slice(0, 16);
-    const next: EditJobData = { ...data, jobId: `${data.platform}-n${hash}`, spec: plan.spec, target, submittedAt: Date.now(), parentJobId: jobId };
+    const next: EditJobData = {
+      ...data,
+      jobId: `${data.platform}-n${hash}`,
+      spec: plan.spec,
+      source: followUp.source,
+      target,
+      submittedAt: Date.now(),
+      parentJobId: jobId,
+    };
     return this.submissions.submit(next);
   }
 
-  async cancel(jobId: string, userId: string, dedupeKey: string): Promise<CommandReply | null> {
-    const data = await this.requestedBy(jobId, userId, dedupeKey);
-    if (!data) return null;
+  async cancel(jobId: string, userId: string, dedupeKey: string, via: Via = 'reaction'): Promise<CommandReply | null> {
+    const data = await this.requestedBy(jobId, userId, dedupeKey, via, 'delete it');
+    if (!data || 'text' in data) return data;
     // ❌ on a photo job (waiting, running or done) deletes the photo with its crop and inversion.
     if (data.source.kind === 'photo') await deletePhoto(this.store, data.source.key);
-    if ((await this.submissions.cancel(jobId)) !== 'finished') return { text: 'Cancelled.', ephemeral: true };
+    if ((await this.submissions.cancel(jobId)) !== 'finished') return { text: CANCELLED_MESSAGE, ephemeral: true };
+    await this.store.set(keys.deleted(jobId), '1', this.o.resultTtlS);
     await this.submissions.deleteResult(jobId);
     return { text: 'Deleted.', ephemeral: true };
   }
@@ -150,15 +171,20 @@ export class Bot implements BotCore {
   }
 
   onUpdate(platform: Platform, listener: (update: JobUpdate) => void | Promise<void>): () => void {
-    return this.events.onUpdate(platform, listener);
+    return this.events.onUpdate(platform, async (u) => listener(u.status === 'completed' ? { ...u, ...(await this.presentation(u.jobId)) } : u));
   }
 
   async linkMessage(platform: Platform, messageKey: string, jobId: string): Promise<void> {
     await this.store.set(keys.link(platform, messageKey), jobId, this.o.resultTtlS);
+    await this.store.push(keys.jobLinks(platform, jobId), messageKey, MAX_LINKS_PER_JOB, this.o.resultTtlS);
   }
 
   async jobForMessage(platform: Platform, messageKey: string): Promise<string | null> {
     return (await this.store.get(keys.link(platform, messageKey)))?.toString('utf8') ?? null;
+  }
+
+  messagesForJob(platform: Platform, jobId: string): Promise<string[]> {
+    return this.store.list(keys.jobLinks(platform, jobId), MAX_LINKS_PER_JOB);
   }
 
   /** Prometheus text (refreshes the queue-depth gauge first). */
@@ -213,12 +239,53 @@ export class Bot implements BotCore {
     await this.store.close();
   }
 
-  /** The job, when `userId` asked for it and `dedupeKey` is new (a platform may deliver a reaction twice). */
-  private async requestedBy(jobId: string, userId: string, dedupeKey: string): Promise<EditJobData | null> {
+  /**
+   * The job, when `userId` asked for it and `dedupeKey` is new (a platform may deliver a reaction twice); else null
+   * (ignore) or the refusal to show. A reaction by someone else is ignored; a button press by them is answered.
+   */
+  private async requestedBy(jobId: string, userId: string, dedupeKey: string, via: Via, what: string): Promise<EditJobData | CommandReply | null> {
     const data = await getJSON<EditJobData>(this.store, keys.job(jobId));
-    if (!data || data.requesterId !== userId) return null;
+    if (!data) return via === 'button' ? refuse(RESULT_GONE) : null; // expired (a reaction's link would be gone too)
+    if (data.requesterId !== userId) return via === 'button' ? refuse(`Only the person who asked for this edit can ${what}.`) : null;
     if (!(await this.store.setNX(keys.nudge(dedupeKey), '1', this.o.resultTtlS))) return null;
+    if (await this.store.get(keys.deleted(jobId))) return refuse(RESULT_GONE);
     return data;
+  }
+
+  /** How a finished result is shown: what it offers (see `followUp` for what each needs), and whether hidden. */
+  private async presentation(jobId: string): Promise<Pick<JobUpdate, 'actions' | 'spoiler'>> {
+    const data = await getJSON<EditJobData>(this.store, keys.job(jobId)).catch(() => null);
+    if (!data) return { actions: ['cancel'] };
+    const edited = data.spec.strength !== 0; // ↩'s own result is the original: nothing to nudge or go back to
+    const actions: ResultAction[] = [
+      ...(edited ? (['stronger', 'weaker'] as const) : []),
+      ...(data.source.kind === 'seed' ? (['reroll'] as const) : []),
+      ...(edited ? (['original'] as const) : []),
+      'cancel',
+    ];
+    const spoiler = await this.settings.get(data.scope).then((s) => s.spoiler, () => false);
+    return { actions, ...(spoiler ? { spoiler } : {}) };
+  }
+
+  /** The strength and source of a follow-up, or why there is none. */
+  private async followUp(data: EditJobData, action: FollowUp, settings: ServerSettings, hash: string): Promise<{ strength: number; source: JobSource } | CommandReply> {
+    if (action === 'stronger' || action === 'weaker') {
+      const wanted = nudgedStrength(data.spec.strength, action);
+      const strength = Math.min(settings.strengthMax, Math.max(settings.strengthMin, wanted));
+      if (strength === data.spec.strength) {
+        return refuse(`Strength is already ${strength}, this server's ${action === 'stronger' ? 'most' : 'least'} for a nudge.`);
+      }
+      return { strength, source: data.source };
+    }
+    if (action === 'reroll') {
+      if (data.source.kind !== 'seed') return refuse('🎲 works on edits of a generated face; this result edits an earlier one.');
+      // A seed from the dedupe key: a redelivered press asks for the same face.
+      return { strength: data.spec.strength, source: { kind: 'seed', seed: parseInt(hash.slice(0, 8), 16) % 2 ** 31 } };
+    }
+    // ↩ the face before any edit: strength 0 on the seed the result (or the chain it continues) started from.
+    const seed = data.source.kind === 'seed' ? data.source.seed : (await getJSON<ResultMeta>(this.store, keys.resultMeta(data.jobId)))?.seed;
+    if (seed === undefined) return refuse(RESULT_GONE);
+    return { strength: 0, source: { kind: 'seed', seed } };
   }
 
   private commandServices(): CommandServices {

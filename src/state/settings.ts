@@ -24,6 +24,8 @@ export interface ServerSettings {
   userWaiting: number;
   serverRunning: number;
   serverWaiting: number;
+  /** Results are hidden until asked for: Discord spoiler attachments, a "show image" button on Slack. */
+  spoiler: boolean;
 }
 
 // Generous enough for a small community (Midjourney: 3 running + 10 waiting per user).
@@ -40,6 +42,7 @@ export const DEFAULT_SETTINGS: ServerSettings = {
   userWaiting: 10,
   serverRunning: 12,
   serverWaiting: 100,
+  spoiler: false,
 };
 
 /** Setting names as users type them, with how to parse and check each. */
@@ -55,6 +58,7 @@ export const SETTING_KEYS = [
   'user-waiting',
   'server-running',
   'server-waiting',
+  'spoiler',
 ] as const;
 export type SettingKey = (typeof SETTING_KEYS)[number];
 
@@ -138,6 +142,12 @@ export function applySetting(s: ServerSettings, key: string, value: string, pack
     case 'server-waiting':
       next.serverWaiting = limit(key, value);
       break;
+    case 'spoiler': {
+      const v = value.trim().toLowerCase();
+      if (!['on', 'off', 'true', 'false', 'yes', 'no'].includes(v)) throw new SettingsError('spoiler must be on or off.');
+      next.spoiler = ['on', 'true', 'yes'].includes(v);
+      break;
+    }
     default:
       throw new SettingsError(`Unknown setting "${key}". Settings: ${SETTING_KEYS.join(', ')}.`);
   }

@@ -148,13 +148,13 @@ describe('styleclip bench: photo figures', () => {
     const r = await styleclip(['bench', '--pack', pack, '--runs', '1', '--json', '--photo', astronaut]);
     expect(r.code, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout);
-    for (const k of ['synthesis_ms', 'detect_ms', 'align_ms', 'paste_ms', 'invert_ms', 'photo_edit_ms']) expect(j[k], k).toBeGreaterThan(0);
+    for (const k of ['synthesis_ms', 'detect_ms', 'align_ms', 'paste_ms', 'invert_ms', 'photo_edit_ms', 'invert_per_synthesis', 'photo_edit_per_synthesis']) expect(j[k], k).toBeGreaterThan(0);
     const plain = JSON.parse((await styleclip(['bench', '--pack', pack, '--runs', '1', '--json'])).stdout);
     expect(plain.invert_ms).toBeGreaterThan(0);
     expect(plain.photo_edit_ms).toBeNull();
     const bare = packWithoutEncoder('bench-no-encoder');
     const none = JSON.parse((await styleclip(['bench', '--pack', bare, '--runs', '1', '--json', '--photo', astronaut])).stdout);
-    expect([none.invert_ms, none.photo_edit_ms]).toEqual([null, null]);
+    expect([none.invert_ms, none.photo_edit_ms, none.invert_per_synthesis, none.photo_edit_per_synthesis]).toEqual([null, null, null, null]);
     expect(none.detect_ms).toBeGreaterThan(0);
   });
 });

@@ -113,6 +113,7 @@ describe('photo jobs through the playground (tiny pack, engine thread)', () => {
     expect(chained.beforeAfterUrl).toBeDefined();
     expect((await sharp(await image(chained.imageUrl!)).metadata()).width).toBe(photo.width);
     expect(encoderCalls()).toBe(1); // no second inversion
+    expect(readFileSync(encodeLog, 'utf8')).toBe('1 worker\n'); // and it ran in the engine thread, off the bot's event loop
 
     // ❌ on the first result: the result, the photo and its inversion are gone.
     expect(photoKeys(bot).sort()).toEqual([keys.photo(key), keys.photoInversion(key), keys.photoWplus(key)].sort());

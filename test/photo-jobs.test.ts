@@ -21,7 +21,8 @@ import styleclipCommand from '../commands/styleclip.ts';
 import type { EditJobData, ResultMeta } from '../src/jobs/types.ts';
 import type { PhotoFetcher } from '../src/core/types.ts';
 import { decodePhoto } from '../src/engine/photo/index.ts';
-import { makeTestBot, makeTestPack, tinyPackDir } from './helpers/core-bot.ts';
+import { Redis } from 'ioredis';
+import { collectUpdates, ctxFor, dropPrefix, makeTestBot, makeTestPack, targetFor, tinyPackDir, uniquePrefix } from './helpers/core-bot.ts';
 import { waitFor } from './helpers/wait.ts';
 import { animatedAstronaut, photoFixture, pngHeaderOnly, smallFacePhoto } from './helpers/photo-fixtures.ts';
 
@@ -246,4 +247,42 @@ describe('photo intake and the attachment option (core)', () => {
       await bot.close();
     }
   });
+});
+
+describe('photo jobs with Redis (BullMQ queue, Redis store)', () => {
+  const REDIS = 'redis://127.0.0.1:6379';
+
+  it('a photo edit completes; ➕ reuses the stored inversion; ❌ leaves no photo key in Redis', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'photo-redis-'));
+    const encodeLog = join(tmp, 'encoder-calls');
+    process.env.PHOTO_ENCODE_LOG = encodeLog;
+    const prefix = uniquePrefix('photo');
+    const bot = await makeTestBot({ packDir: tinyPackDir(), engineModule: COUNTING_ENGINE, redisUrl: REDIS, prefix, worker: true });
+    const redis = new Redis(REDIS);
+    const photoKeysInRedis = async () => (await redis.keys(`${prefix}:photo:*`)).sort();
+    try {
+      const updates = collectUpdates(bot);
+      const ctx = ctxFor('alice');
+      const astronaut = photoFixture('astronaut.jpg');
+      const reply = await bot.invoke('styleclip', { kind: 'text', text: 'smile threshold:0', attachments: [{ size: astronaut.length, bytes: astronaut }] }, ctx, targetFor(ctx));
+      const done = await updates.final(reply.job!.id, 60_000);
+      expect(done.status, done.text).toBe('completed');
+      expect(done.beforeAfter).toBe(true);
+      expect((await bot.resultImage(reply.job!.id, undefined, 'before-after'))?.filename).toBe(`${reply.job!.id}-before-after.png`);
+      const nudged = await bot.nudge(reply.job!.id, 'stronger', 'alice', `k-${prefix}`, targetFor(ctx));
+      const second = await updates.final(nudged!.job!.id, 60_000);
+      expect(second.status, second.text).toBe('completed');
+      expect(readFileSync(encodeLog, 'utf8')).toBe('1 worker\n');
+      expect(await photoKeysInRedis()).toHaveLength(3);
+      await bot.cancel(reply.job!.id, 'alice', `x-${prefix}`);
+      expect(await photoKeysInRedis()).toEqual([]);
+      expect(await redis.keys(`${prefix}:result:${reply.job!.id}:*`)).toEqual([]);
+    } finally {
+      redis.disconnect();
+      await bot.close();
+      await dropPrefix(REDIS, prefix);
+      delete process.env.PHOTO_ENCODE_LOG;
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

@@ -22,9 +22,10 @@ import type { EditJobData, ResultMeta } from '../src/jobs/types.ts';
 import type { PhotoFetcher } from '../src/core/types.ts';
 import { decodePhoto } from '../src/engine/photo/index.ts';
 import { Redis } from 'ioredis';
-import { collectUpdates, ctxFor, dropPrefix, makeTestBot, makeTestPack, targetFor, tinyPackDir, uniquePrefix } from './helpers/core-bot.ts';
+import { chromium } from 'playwright-core';
+import { collectUpdates, ctxFor, dropPrefix, makeTestBot, makeTestPack, spawnStyleclip, targetFor, tinyPackDir, uniquePrefix, waitExit } from './helpers/core-bot.ts';
 import { waitFor } from './helpers/wait.ts';
-import { animatedAstronaut, photoFixture, pngHeaderOnly, smallFacePhoto } from './helpers/photo-fixtures.ts';
+import { animatedAstronaut, photoFixture, photoPath, pngHeaderOnly, smallFacePhoto } from './helpers/photo-fixtures.ts';
 
 const COUNTING_ENGINE = fileURLToPath(new URL('./helpers/photo-count-engine.ts', import.meta.url));
 
@@ -252,7 +253,7 @@ describe('photo intake and the attachment option (core)', () => {
 describe('photo jobs with Redis (BullMQ queue, Redis store)', () => {
   const REDIS = 'redis://127.0.0.1:6379';
 
-  it('a photo edit completes; ➕ reuses the stored inversion; ❌ leaves no photo key in Redis', async () => {
+  it('a photo edit completes; ➕ and ↩ reuse the stored inversion; ❌ leaves no photo key in Redis', async () => {
     const tmp = mkdtempSync(join(tmpdir(), 'photo-redis-'));
     const encodeLog = join(tmp, 'encoder-calls');
     process.env.PHOTO_ENCODE_LOG = encodeLog;
@@ -272,6 +273,11 @@ describe('photo jobs with Redis (BullMQ queue, Redis store)', () => {
       const nudged = await bot.nudge(reply.job!.id, 'stronger', 'alice', `k-${prefix}`, targetFor(ctx));
       const second = await updates.final(nudged!.job!.id, 60_000);
       expect(second.status, second.text).toBe('completed');
+      // ↩ original: the photo's reconstruction (strength 0), pasted back, from the same inversion.
+      const original = await bot.nudge(second.jobId, 'original', 'alice', `o-${prefix}`, targetFor(ctx));
+      const third = await updates.final(original!.job!.id, 60_000);
+      expect(third.status, third.text).toBe('completed');
+      expect(third.text).toMatch(/strength 0 .*your photo/);
       expect(readFileSync(encodeLog, 'utf8')).toBe('1 worker\n');
       expect(await photoKeysInRedis()).toHaveLength(3);
       await bot.cancel(reply.job!.id, 'alice', `x-${prefix}`);
@@ -283,6 +289,39 @@ describe('photo jobs with Redis (BullMQ queue, Redis store)', () => {
       await dropPrefix(REDIS, prefix);
       delete process.env.PHOTO_ENCODE_LOG;
       rmSync(tmp, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
+
+describe('the playground page: attach a photo, see the edit pasted back and the before → after', () => {
+  it('uploads the astronaut from the file input and shows both images', async () => {
+    const app = await spawnStyleclip('start', { STYLECLIP_PACK: tinyPackDir(), REDIS_URL: '', DISCORD_TOKEN: '', SLACK_BOT_TOKEN: '' });
+    const browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+    });
+    try {
+      const page = await browser.newPage();
+      await page.goto(app.url);
+      await page.fill('#user', 'alice');
+      await page.setInputFiles('input[name=image]', photoPath('astronaut.jpg'));
+      await page.fill('input[name=text]', '/styleclip curly hair threshold:0');
+      await page.press('input[name=text]', 'Enter');
+      await page.locator('.attachment').first().waitFor({ timeout: 10_000 });
+      await expect(page.locator('.attachment').first().textContent()).resolves.toMatch(/📎 astronaut\.jpg \(55 KB\)/);
+      await page.locator('img.before-after').waitFor({ timeout: 60_000 });
+      await page.waitForFunction(() => {
+        const main = document.querySelector('img.result.photo') as HTMLImageElement | null;
+        const strip = document.querySelector('img.before-after') as HTMLImageElement | null;
+        return !!main && main.complete && main.naturalWidth === 512 && !!strip && strip.complete && strip.naturalWidth === 512 && strip.naturalHeight === 256;
+      });
+      await expect(page.locator('.msg.bot[data-status=completed] .text').first().textContent()).resolves.toMatch(/your photo \(face score 0\.9\d\)/);
+      // The file input is cleared after sending: the next command is a plain one.
+      await expect(page.locator('input[name=image]').evaluate((i) => (i as HTMLInputElement).files?.length)).resolves.toBe(0);
+    } finally {
+      await browser.close();
+      app.kill('SIGTERM');
+      await waitExit(app);
     }
   }, 120_000);
 });

@@ -282,8 +282,12 @@ export class Bot implements BotCore {
       // A seed from the dedupe key: a redelivered press asks for the same face.
       return { strength: data.spec.strength, source: { kind: 'seed', seed: parseInt(hash.slice(0, 8), 16) % 2 ** 31 } };
     }
-    // ↩ the face before any edit: strength 0 on the seed the result (or the chain it continues) started from.
-    const seed = data.source.kind === 'seed' ? data.source.seed : (await getJSON<ResultMeta>(this.store, keys.resultMeta(data.jobId)))?.seed;
+    // ↩ the face before any edit: strength 0 on the seed the result (or the chain it continues) started from;
+    // for a photo, its reconstruction by the encoder pasted back (from the stored inversion).
+    if (data.source.kind === 'photo') return { strength: 0, source: data.source };
+    const meta = data.source.kind === 'seed' ? null : await getJSON<ResultMeta>(this.store, keys.resultMeta(data.jobId));
+    if (meta?.photo) return { strength: 0, source: { kind: 'photo', key: meta.photo.key } };
+    const seed = data.source.kind === 'seed' ? data.source.seed : meta?.seed;
     if (seed === undefined) return refuse(RESULT_GONE);
     return { strength: 0, source: { kind: 'seed', seed } };
   }

@@ -10,7 +10,7 @@ rebuilt from the pack's ONNX graphs and .npy files, frozen):
     loss = id_lambda·ID(x̂, x) + clip_lambda·mean CLIP loss(x̂) + l2_lambda·MSE(ŵ, w) (the
     official order; a term with weight 0 is skipped); Ranger (ranger.py) or Adam on the mapper only.
     Defaults as the official train_options: clip 1.0, l2 0.8, id 0.1, Ranger, lr 0.5, batch 2.
-  - data: --latents F.npy ([N, L, wDim] W+, e.g. e4e-inverted faces), or --dataset-size (5000)
+  - data: --latents F.npy or F.pt ([N, L, wDim] W+, e.g. the official e4e-inverted train_faces.pt), or --dataset-size (5000)
     z from numpy RandomState(--seed), mapped and truncated with ψ 0.7 toward the pack's w_avg (the
     official code means its generator's latent_avg). Each epoch is torch.randperm(N) drawn from the
     same generator as the initial weights (after them); batches are consecutive slices; a last
@@ -77,8 +77,9 @@ def add_arguments(parser):
     parser.add_argument("--lr", type=float, default=0.5, help="learning rate (official 0.5)")
     parser.add_argument("--seed", type=int, default=0, help="fixes the initial weights, the data order and the "
                                                             "sampled latents (default 0)")
-    parser.add_argument("--latents", help="W+ training latents, float .npy [N, L, wDim] (e.g. e4e-inverted faces); "
-                                          "default: --dataset-size sampled faces (ψ 0.7)")
+    parser.add_argument("--latents", help="W+ training latents [N, L, wDim]: a float .npy, or a .pt holding one tensor "
+                                          "(the official e4e-inverted train_faces.pt); default: --dataset-size "
+                                          "sampled faces (ψ 0.7)")
     parser.add_argument("--dataset-size", type=int, default=5000, help="sampled latents without --latents (official 5000)")
     parser.add_argument("--checkpoint-every", type=int, default=1000,
                         help="write a checkpoint every K steps (0: only when cancelled)")
@@ -114,10 +115,21 @@ def init_mapper(levels: dict, dim: int, generator: torch.Generator):
 
 
 def load_latents(path, num_ws: int, dim: int) -> torch.Tensor:
-    """float32 [N, L, wDim] from a .npy (no pickles)."""
+    """float32 [N, L, wDim] from a .npy (never unpickled) or, like the official train_faces.pt, a
+    torch file holding one tensor (through safe_torch_load's allow-list)."""
     from styleclip_toolkit.pack import load_numbers
 
-    arr = load_numbers(path, "latents")
+    if Path(path).suffix.lower() in (".pt", ".pth"):
+        from styleclip_toolkit.safe_load import safe_torch_load
+
+        if not Path(path).is_file():
+            raise ToolkitError(f"latents not found: {path}")
+        obj = safe_torch_load(path)
+        if not torch.is_tensor(obj) or not obj.is_floating_point() or not torch.isfinite(obj).all():
+            raise ToolkitError(f"--latents {path} must hold one finite float tensor [N, {num_ws}, {dim}]")
+        arr = obj.detach().cpu().float().numpy()
+    else:
+        arr = load_numbers(path, "latents")
     if arr.ndim != 3 or arr.shape[1:] != (num_ws, dim):
         raise ToolkitError(f"--latents {path} has shape {list(arr.shape)}; this pack takes [N, {num_ws}, {dim}] "
                            f"(N W+ latents)")

@@ -248,6 +248,16 @@ def test_ranger_equals_the_official_update_rule():
     assert (runs[0][0] - w0).abs().max() > 0.1
 
 
+def test_latents_from_an_official_pt_file(tmp_path):
+    from styleclip_toolkit.train_mapper import load_latents
+
+    w = torch.randn(3, 10, 32)
+    torch.save(w, tmp_path / "train_faces.pt")
+    np.save(tmp_path / "train_faces.npy", w.numpy())
+    assert torch.equal(load_latents(tmp_path / "train_faces.pt", 10, 32), w)
+    assert torch.equal(load_latents(tmp_path / "train_faces.npy", 10, 32), w)
+
+
 def test_sampled_latents_are_truncated_toward_w_avg(originals):
     w = sample_latents(originals["gen"], originals["latent_avg"], 3, seed=7)
     z = torch.from_numpy(np.random.RandomState(7).randn(3, SMALL_G["style_dim"]).astype(np.float32))
@@ -388,6 +398,8 @@ def test_one_line_errors(tmp_path, capsys, small_pack):
     assert "--id-lambda 0.1 needs ArcFace weights" in err and "--id-lambda 0" in err
     np.save(tmp_path / "bad.npy", np.zeros((4, 7, 32), np.float32))
     assert "this pack takes [N, 10, 32]" in _error(capsys, base + ["--prompt", "x", "--latents", str(tmp_path / "bad.npy")])
+    torch.save({"w": torch.zeros(4, 10, 32)}, tmp_path / "bad.pt")
+    assert "must hold one finite float tensor" in _error(capsys, base + ["--prompt", "x", "--latents", str(tmp_path / "bad.pt")])
     other = tmp_path / "other"
     shutil.copytree(small_pack, other)
     assert "another generator" in _error(capsys, base[:-1] + [str(other), "--prompt", "x", "--id-lambda", "0",

@@ -6,7 +6,7 @@ rebuilt from the pack's ONNX graphs and .npy files, frozen):
     PixelNorm + 4 × EqualLinear(lr_mul 0.01, fused lrelu) per enabled level; a disabled level
     outputs zeros. Initial weights: rosinality's init (weight = randn / lr_mul, bias 0) drawn in
     construction order (coarse, medium, fine; layers 1–4) from a torch.Generator seeded with --seed.
-  - each step: a batch w of W+ latents; x = G(w) (no grad); ŵ = w + 0.1·M(w); x̂ = G(ŵ);
+  - each step: a batch w of W+ latents; x = G(w) (no grad; only with the ID loss); ŵ = w + 0.1·M(w); x̂ = G(ŵ);
     loss = id_lambda·ID(x̂, x) + clip_lambda·mean CLIP loss(x̂) + l2_lambda·MSE(ŵ, w) (the
     official order; a term with weight 0 is skipped); Ranger (ranger.py) or Adam on the mapper only.
     Defaults as the official train_options: clip 1.0, l2 0.8, id 0.1, Ranger, lr 0.5, batch 2.
@@ -32,9 +32,11 @@ atomic).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
+import os
 import signal
 import sys
 import time
@@ -205,8 +207,10 @@ class MapperTraining:
         at the batch the step trained on."""
         self.mapper.train()
         w = self.batch(self.order.next())
-        with torch.no_grad():
-            x = self.gen(w)
+        x = None
+        if self.lambdas["id"] > 0:  # G(w) only feeds the ID loss (and the official image log)
+            with torch.no_grad():
+                x = self.gen(w)
         w_hat = w + STEP_SCALE * self.mapper(w)
         x_hat = self.gen(w_hat)
         loss, parts = self.losses(w, x, w_hat, x_hat)
@@ -252,7 +256,7 @@ class MapperTraining:
         for key, value in arrays.items():
             if key.startswith("optimizer:"):
                 _, i, name = key.split(":", 2)
-                state.setdefault(int(i), {})[name] = torch.from_numpy(value).to(self.device)
+                state.setdefault(int(i), {})[name] = torch.from_numpy(value)  # load_state_dict places them
         groups = [{**g, **({"betas": tuple(g["betas"])} if "betas" in g else {})} for g in meta["paramGroups"]]
         self.optimizer.load_state_dict({"state": state, "param_groups": groups})
         self.order.generator.set_state(torch.from_numpy(arrays["order:generator"]))
@@ -426,6 +430,25 @@ def output_index(out_dir, pack_dir, meta: dict, generator_hash: str) -> tuple:
     return index, {"format": FOLDER_FORMAT, "version": 1, "pack": {**pack, "generator": generator_hash}, "mappers": []}
 
 
+@contextlib.contextmanager
+def index_lock(out_dir):
+    """An exclusive flock on the <out>/mappers folder itself (no lock file left behind), held while the
+    index is read, extended and written; no lock where there is no fcntl."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    folder = Path(out_dir) / "mappers"
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def checkpoint_path(out_dir, slug: str) -> Path:
     return Path(out_dir) / "mappers" / f"{slug}.train.npz"
 
@@ -501,6 +524,9 @@ def run(args):
             resumed = args.resume and ckpt.is_file()
             if resumed:
                 resume(ckpt, tr)
+                if tr.step > args.steps:
+                    raise ToolkitError(f"checkpoint {ckpt} is at step {tr.step}, past --steps {args.steps}: "
+                                       f"give --steps {tr.step} or more, or run without --resume to start over")
             saved_at, first = tr.step, tr.step
             report.emit("start", steps=args.steps, step=tr.step, resumed=resumed, name=prompt, slug=slug,
                         levels=levels, batch=args.batch, optimizer=args.optimizer, lr=args.lr,
@@ -529,12 +555,13 @@ def run(args):
     finally:
         for s, h in handlers.items():
             signal.signal(s, h)
-    index_path, index = output_index(args.out, args.pack, tr.meta, tr.generator_hash)  # re-read: others may have written
     training = {"steps": args.steps, "batch": args.batch, "seed": args.seed, "optimizer": args.optimizer, "lr": args.lr,
                 "lambdas": {"clip": args.clip_lambda, "l2": args.l2_lambda, "id": args.id_lambda},
                 "latents": tr.settings["latents"], "pack": tr.meta.get("name")}
-    entry = write_mapper(tr.mapper.cpu().eval(), args.out, prompt, tr.gen.n_latent, index_path, index,
-                         {"training": training})
+    with index_lock(args.out):  # other trainings may finish into the same folder: read, add, write under a lock
+        index_path, index = output_index(args.out, args.pack, tr.meta, tr.generator_hash)
+        entry = write_mapper(tr.mapper.cpu().eval(), args.out, prompt, tr.gen.n_latent, index_path, index,
+                             {"training": training})
     if ckpt.is_file():
         ckpt.unlink()
     last = {k: float(v) for k, v in report.last.items() if k != "step"} if report.last else {}

@@ -300,6 +300,15 @@ def test_checkpoint_from_other_settings_is_refused(tmp_path):
         resume(tmp_path / "c.npz", other)
 
 
+def test_resume_past_the_requested_steps_is_refused(tmp_path, capsys):
+    tr = build(TINY, "x", batch=2, seed=0, dataset_size=2, id_lambda=0)
+    tr.run(2)
+    save_checkpoint(checkpoint_path(tmp_path, "x"), tr)
+    err = _error(capsys, ["train-mapper", "--pack", str(TINY), "--prompt", "x", "--id-lambda", "0", "--dataset-size", "2",
+                          "--steps", "1", "--resume", "--device", "cpu", "--progress-jsonl", "--out", str(tmp_path)])
+    assert "is at step 2, past --steps 1" in err
+
+
 def test_clip_loss_decreases_on_the_tiny_pack():
     """CLIP loss of 8 fixed latents, every 4 steps. The tiny pack's untrained CLIP gives gradients
     so small that the official L2 weight and Ranger's eps (1e-5) hold the mapper in place for many
@@ -467,3 +476,18 @@ def test_sigterm_checkpoints_and_resume_equals_an_uninterrupted_run(tmp_path, ca
     got, want = onnx_initializers(folder / "mappers/curly_hair.onnx"), onnx_initializers(whole / "mappers/curly_hair.onnx")
     assert got.keys() == want.keys() and all(np.array_equal(got[k], want[k]) for k in got)
     assert not ckpt.exists()
+
+
+def test_index_updates_are_serialised_by_a_folder_lock(tmp_path):
+    import fcntl
+
+    from styleclip_toolkit.train_mapper import index_lock
+
+    with index_lock(tmp_path):
+        fd = os.open(tmp_path / "mappers", os.O_RDONLY)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+    assert list((tmp_path / "mappers").iterdir()) == []  # no lock file left

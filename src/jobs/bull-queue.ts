@@ -92,6 +92,15 @@ export class BullQueue implements JobQueue {
     return active.filter((j) => j?.id).map((j) => ({ id: j.id!, state: 'active' as const, data: j.data, startedAt: j.processedOn }));
   }
 
+  async status(jobId: string) {
+    const job = await this.queue.getJob(jobId);
+    if (!job) return { state: 'missing' as const };
+    const state = await job.getState();
+    if (state === 'completed') return { state: 'completed' as const };
+    if (state === 'failed') return { state: 'failed' as const, reason: job.failedReason };
+    return { state: state === 'unknown' ? ('missing' as const) : ('pending' as const) };
+  }
+
   async removeWaiting(jobId: string) {
     const job = await this.queue.getJob(jobId);
     if (!job) return false;

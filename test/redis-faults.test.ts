@@ -13,7 +13,18 @@ import { createLogger } from '../src/log.ts';
 import type { App } from '../src/runtime/app.ts';
 import { startOpsServer } from '../src/runtime/http.ts';
 import { keys } from '../src/state/keys.ts';
-import { collectUpdates, ctxFor, dropPrefix, makeTestBot, makeTestPack, targetFor, uniquePrefix } from './helpers/core-bot.ts';
+import {
+  collectUpdates,
+  ctxFor,
+  dropPrefix,
+  makeTestBot,
+  makeTestPack,
+  spawnStyleclip,
+  targetFor,
+  tinyPackDir,
+  uniquePrefix,
+  waitExit,
+} from './helpers/core-bot.ts';
 import { freePort, killRedisServer, startRedisServer } from './helpers/redis-server.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -220,6 +231,28 @@ describe('a Redis outage mid-run (a bot and a worker on a redis-server of the te
   }, 120_000);
 });
 
+describe('a worker process while Redis is away', () => {
+  it('answers /healthz 503 until Redis is back, then 200; logs the outage once each way', async () => {
+    const redis = await OwnRedis.start(true);
+    const worker = await spawnStyleclip('worker', { REDIS_URL: redis.url, STYLECLIP_PACK: tinyPackDir() });
+    const health = async () => (await fetch(`${worker.url}/healthz`)).status;
+    try {
+      expect(await health()).toBe(200);
+      await redis.down('SIGTERM');
+      await until('a 503', async () => (await health()) === 503);
+      await sleep(1500); // reconnect attempts meanwhile
+      await redis.up(true);
+      await until('a 200', async () => (await health()) === 200);
+      const lines = (msg: string) => worker.output().split('\n').filter((l) => l.includes(`"msg":"${msg}`)).length;
+      expect([lines('Redis is down'), lines('Redis is back'), lines('queue connection error')]).toEqual([1, 1, 0]);
+    } finally {
+      worker.kill('SIGKILL');
+      await waitExit(worker);
+      await redis.remove();
+    }
+  });
+});
+
 describe('the watchdog (shared Redis, no worker)', () => {
   const REDIS = 'redis://127.0.0.1:6379';
 
@@ -258,6 +291,26 @@ describe('the watchdog (shared Redis, no worker)', () => {
       expect(text).toMatch(/styleclip_jobs_lost_total\{action="told"\} 2\b/);
       expect(text).toMatch(/styleclip_jobs_lost_total\{action="requeued"\} 1\b/);
       expect(text).toMatch(/styleclip_jobs_awaited 0\b/);
+    } finally {
+      await bot.close();
+      await dropPrefix(REDIS, prefix);
+    }
+  });
+
+  it('after a restart of the bot, its first sweep adopts the jobs in the queue: one removed by hand is still answered', async () => {
+    const prefix = uniquePrefix('adopt');
+    const first = await makeTestBot({ redisUrl: REDIS, prefix, worker: false, watchdogMs: 600_000 });
+    collectUpdates(first);
+    const [job] = await burst(first, 1, 1);
+    await first.close();
+    const bot = await makeTestBot({ redisUrl: REDIS, prefix, worker: false, watchdogMs: 600_000 });
+    const updates = collectUpdates(bot);
+    try {
+      await bot.sweepLostJobs(); // adopts it
+      expect(await bot.queue.removeWaiting(job)).toBe(true);
+      await bot.sweepLostJobs();
+      await bot.sweepLostJobs();
+      expect(updates.finals()).toMatchObject([{ jobId: job, status: 'failed', text: LOST_JOB }]);
     } finally {
       await bot.close();
       await dropPrefix(REDIS, prefix);

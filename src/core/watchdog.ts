@@ -8,6 +8,7 @@
 //   the bot holds, is queued again under the same id, once, and the user is told so;
 // - otherwise (removed by hand, evicted, or lost a second time): the user is told to run it again.
 // Within a minute (two sweeps) every affected user hears, exactly once (the final reply's claim).
+// After a restart of the bot, its first sweep adopts the jobs in the queue for the platforms it serves.
 // While Redis is away the sweeps pause; past REDIS_OUTAGE_MS, users whose jobs wait are told once that their
 // edit is delayed until Redis is back (a progress-line update, not a final reply).
 // It also rolls back submissions that Redis interrupted halfway, once it is back: nothing stays half-queued.
@@ -58,6 +59,7 @@ export class Watchdog {
   private readonly rollbacks = new Set<string>();
   private readonly timer: NodeJS.Timeout;
   private sweeping: Promise<void> | null = null;
+  private adopted = false;
 
   constructor(private readonly o: WatchdogOptions) {
     o.events.onFinal((jobId) => this.forget(jobId));
@@ -98,6 +100,7 @@ export class Watchdog {
     const { health } = this.o;
     if (health && !health.up) return this.outage(health.downForMs());
     for (const id of [...this.rollbacks]) await this.undo(id);
+    if (!this.adopted) await this.adopt();
     for (const entry of [...this.awaited.values()]) {
       entry.toldDelayed = false;
       await this.check(entry);
@@ -112,6 +115,14 @@ export class Watchdog {
       // Not a final reply (no store needed): the message still becomes the result once Redis is back.
       await this.o.events.deliver(entry.data, { status: 'queued', text: delayedText(Math.round(downMs / 1000)) });
     }
+  }
+
+  /** Jobs queued before this process started (by its previous run) whose platform it serves. */
+  private async adopt(): Promise<void> {
+    for (const job of await this.o.queue.inFlight()) {
+      if (!this.awaited.has(job.id) && this.o.events.serves(job.data.platform)) this.watch(job.data);
+    }
+    this.adopted = true;
   }
 
   private async undo(jobId: string): Promise<void> {

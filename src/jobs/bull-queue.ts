@@ -6,6 +6,12 @@ import { PermanentJobError, PostponeJob, type EditJobData, type QueueEvent } fro
 
 export const QUEUE_NAME = 'styleclip-edits';
 
+/**
+ * Reconnect attempts at most once a second. BullMQ's own backoff grows to 20 s, so after an outage of a few
+ * seconds the worker would fetch no job, and the bot queue none, for up to 20 s after Redis was back.
+ */
+const retryStrategy = (times: number) => Math.min(times * 100, 1000);
+
 export interface BullQueueOptions {
   redisUrl: string;
   /** BullMQ key prefix (tests use a unique one). */
@@ -29,9 +35,9 @@ export class BullQueue implements JobQueue {
     this.tuning = options.tuning ?? defaultTuning;
     const prefix = options.prefix ?? 'styleclip';
     // The producer fails fast while Redis is down, so the user hears it now rather than never.
-    this.queue = new Queue(QUEUE_NAME, { connection: { url: options.redisUrl, enableOfflineQueue: false }, prefix });
+    this.queue = new Queue(QUEUE_NAME, { connection: { url: options.redisUrl, enableOfflineQueue: false, retryStrategy }, prefix });
     this.queue.on('error', (err) => this.reportError(err, 'queue'));
-    this.events = options.events === false ? null : new QueueEvents(QUEUE_NAME, { connection: { url: options.redisUrl }, prefix });
+    this.events = options.events === false ? null : new QueueEvents(QUEUE_NAME, { connection: { url: options.redisUrl, retryStrategy }, prefix });
     if (this.events) {
       this.events.on('error', (err) => this.reportError(err, 'events'));
       this.events.on('active', ({ jobId }) => this.emit({ type: 'active', jobId }));
@@ -137,7 +143,7 @@ export class BullQueue implements JobQueue {
         }
       },
       {
-        connection: { url: this.options.redisUrl, maxRetriesPerRequest: null },
+        connection: { url: this.options.redisUrl, maxRetriesPerRequest: null, retryStrategy },
         prefix: this.options.prefix ?? 'styleclip',
         concurrency,
         lockDuration: this.tuning.lockDurationMs,

@@ -15,7 +15,7 @@ import type { JobEvents } from './job-events.ts';
 import type { Watchdog } from './watchdog.ts';
 import type { CommandReply } from './types.ts';
 
-export const UNAVAILABLE = 'The job queue is unavailable right now; please try again in a minute.';
+export const UNAVAILABLE = 'The job queue is temporarily unavailable; please try again in a moment.';
 export const RESTARTING = 'The bot is restarting; please try again in a minute.';
 export const LOST_IN_RESTART = 'Edit failed: the bot restarted before this job ran; please run it again.';
 

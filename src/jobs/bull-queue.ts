@@ -23,6 +23,11 @@ export interface BullQueueOptions {
   onError?: (err: Error, source: 'queue' | 'events' | 'worker') => void;
 }
 
+/** BullMQ's error about a job that is no longer in Redis (lost with its data, or removed by hand). */
+export function isLostJobError(err: unknown): boolean {
+  return /^Missing key for job/.test((err as Error)?.message ?? '');
+}
+
 export class BullQueue implements JobQueue {
   readonly durable = true;
   private readonly queue: Queue;
@@ -130,7 +135,11 @@ export class BullQueue implements JobQueue {
             data: job.data,
             attempt: job.attemptsMade + 1,
             startedAt: job.processedOn ?? Date.now(),
-            progress: (percent) => job.updateProgress(percent),
+            // A job that vanished from the queue meanwhile (Redis restarted without its data) runs on: its
+            // result is stored, and the bot's watchdog delivers it. A lost job is not a failed try.
+            progress: (percent) => job.updateProgress(percent).catch((err: Error) => {
+              if (!isLostJobError(err)) throw err;
+            }),
           });
         } catch (err) {
           if (err instanceof PermanentJobError) throw new UnrecoverableError(err.message);

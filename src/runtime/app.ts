@@ -3,7 +3,7 @@
 import { COMMANDS } from '../../commands/index.ts';
 import { Bot } from '../core/bot.ts';
 import { PackCatalog } from '../engine/catalog.ts';
-import { BullQueue } from '../jobs/bull-queue.ts';
+import { BullQueue, isLostJobError } from '../jobs/bull-queue.ts';
 import { MemoryQueue } from '../jobs/memory-queue.ts';
 import { defaultTuning, type JobQueue, type QueueTuning } from '../jobs/queue.ts';
 import type { Logger } from '../log.ts';
@@ -119,6 +119,9 @@ export async function createApp(o: AppOptions): Promise<App> {
  */
 export function queueErrorLogger(log: Logger): (err: Error, source: string) => void {
   return (err, source) => {
-    if (!isRedisDown(err)) log.warn({ source, err: err.message }, 'queue connection error');
+    if (isRedisDown(err)) return;
+    // A job gone from Redis (lost with its data, removed by hand): the watchdog of the bot that awaits it deals with it.
+    if (isLostJobError(err)) log.info({ source, err: err.message }, 'job no longer in the queue');
+    else log.warn({ source, err: err.message }, 'queue connection error');
   };
 }

@@ -13,7 +13,6 @@ export interface ConnectionEvents {
 export class RedisHealth {
   private connected = false;
   private downSince: number | null = null;
-  private readonly waiters = new Set<() => void>();
 
   constructor(
     private readonly o: { log: Logger; metrics: Metrics; /** REDIS_OUTAGE_MS, for the log line */ boundMs: number },
@@ -35,28 +34,12 @@ export class RedisHealth {
     return this.downSince === null ? 0 : Date.now() - this.downSince;
   }
 
-  /** Resolves true once Redis is reachable, or false after `timeoutMs`. */
-  whenUp(timeoutMs: number): Promise<boolean> {
-    if (this.connected) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const done = (ok: boolean) => {
-        clearTimeout(timer);
-        this.waiters.delete(wake);
-        resolve(ok);
-      };
-      const wake = () => done(true);
-      const timer = setTimeout(() => done(false), timeoutMs);
-      this.waiters.add(wake);
-    });
-  }
-
   private markUp() {
     const was = this.downSince;
     this.connected = true;
     this.downSince = null;
     this.o.metrics.redisUp.set(1);
     if (was !== null) this.o.log.info({ downMs: Date.now() - was }, 'Redis is back');
-    for (const wake of [...this.waiters]) wake();
   }
 
   private markDown() {
@@ -65,7 +48,7 @@ export class RedisHealth {
     this.downSince = Date.now();
     this.o.metrics.redisUp.set(0);
     this.o.metrics.redisOutages.inc();
-    this.o.log.warn({ boundMs: this.o.boundMs }, 'Redis is down: refusing new commands, riding out running jobs');
+    this.o.log.warn({ rideOutMs: this.o.boundMs }, 'Redis is down');
   }
 }
 

@@ -172,12 +172,12 @@ export function startWorkerService(o: WorkerServiceOptions): WorkerService {
         recent.push(Date.now());
         if (metOutage) {
           o.metrics.riddenOut.inc({ outcome: 'finished' });
-          o.log.info({ jobId: job.id }, 'job rode out a Redis outage');
+          o.log.debug({ jobId: job.id }, 'job rode out a Redis outage'); // the outage itself is logged once
         }
       } catch (err) {
         if (err instanceof RedisOutageTooLong) {
           // Not the job's fault: back to the queue without spending a try (BullMQ records that once Redis is
-          // back). A result written before the outage is reused by the rerun.
+          // back), to run again.
           o.metrics.riddenOut.inc({ outcome: 'handed_back' });
           o.log.warn({ jobId: job.id, err: err.message }, 'job handed back to the queue: Redis away too long');
           throw new PostponeJob(err.message, CAP_RETRY_MS);

@@ -115,7 +115,7 @@ describe('a Redis outage mid-run (a bot and a worker on a redis-server of the te
     process.env.FAKE_ENGINE_DELAY_MS = savedDelay;
   });
 
-  async function setup(aof: boolean, outageMs = 60_000) {
+  async function setup(aof: boolean, outageMs = 60_000, watchdogMs = 500) {
     const redis = await OwnRedis.start(aof);
     cleanup.push(() => redis.remove());
     const pack = makeTestPack();
@@ -127,7 +127,7 @@ describe('a Redis outage mid-run (a bot and a worker on a redis-server of the te
     const options = { redisUrl: redis.url, prefix, packDir: pack, outageMs };
     const worker = await makeTestBot({ ...options, worker: true, batchSize: 1, logger: workerLog.logger });
     cleanup.push(() => worker.close());
-    const bot = await makeTestBot({ ...options, worker: false, watchdogMs: 500, logger: botLog.logger });
+    const bot = await makeTestBot({ ...options, worker: false, watchdogMs, logger: botLog.logger });
     cleanup.push(() => bot.close());
     const updates = collectUpdates(bot);
     const finals = () => updates.finals();
@@ -211,7 +211,7 @@ describe('a Redis outage mid-run (a bot and a worker on a redis-server of the te
   }, 120_000);
 
   it('an outage past REDIS_OUTAGE_MS: waiting users are told their edit is delayed, running jobs go back with no try spent, nothing is lost', async () => {
-    const { redis, bot, worker, updates, finals } = await setup(true, 1500);
+    const { redis, bot, worker, updates, finals } = await setup(true, 1500, 600_000); // the notice is not left to a sweep
     const ids = await burst(bot, 12, 2);
     await until('the first results', () => finals().length >= 2);
     await redis.down('SIGTERM');

@@ -9,8 +9,8 @@
 // - otherwise (removed by hand, evicted, or lost a second time): the user is told to run it again.
 // Within a minute (two sweeps) every affected user hears, exactly once (the final reply's claim).
 // After a restart of the bot, its first sweep adopts the jobs in the queue for the platforms it serves.
-// While Redis is away the sweeps pause; past REDIS_OUTAGE_MS, users whose jobs wait are told once that their
-// edit is delayed until Redis is back (a progress-line update, not a final reply).
+// While Redis is away the sweeps pause; when an outage reaches REDIS_OUTAGE_MS, users whose jobs wait are told
+// once that their edit is delayed until Redis is back (a progress-line update, not a final reply).
 // It also rolls back submissions that Redis interrupted halfway, once it is back: nothing stays half-queued.
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
@@ -60,11 +60,18 @@ export class Watchdog {
   private readonly timer: NodeJS.Timeout;
   private sweeping: Promise<void> | null = null;
   private adopted = false;
+  /** Fires when an outage reaches REDIS_OUTAGE_MS. */
+  private outageTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly o: WatchdogOptions) {
     o.events.onFinal((jobId) => this.forget(jobId));
     this.timer = setInterval(() => void this.sweep(), o.sweepMs);
     this.timer.unref();
+    o.health?.onChange((up) => {
+      if (this.outageTimer) clearTimeout(this.outageTimer);
+      this.outageTimer = up ? null : setTimeout(() => void this.outage(Math.max(o.outageMs, o.health!.downForMs())).catch(() => {}), o.outageMs);
+      this.outageTimer?.unref();
+    });
   }
 
   /** A job this process queued and will answer. */
@@ -84,6 +91,7 @@ export class Watchdog {
 
   close(): void {
     clearInterval(this.timer);
+    if (this.outageTimer) clearTimeout(this.outageTimer);
   }
 
   /** One pass (the timer calls it; tests may too). Never throws. */

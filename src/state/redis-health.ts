@@ -13,6 +13,7 @@ export interface ConnectionEvents {
 export class RedisHealth {
   private connected = false;
   private downSince: number | null = null;
+  private readonly listeners = new Set<(up: boolean) => void>();
 
   constructor(
     private readonly o: { log: Logger; metrics: Metrics; /** REDIS_OUTAGE_MS, for the log line */ boundMs: number },
@@ -22,6 +23,11 @@ export class RedisHealth {
     connection.on('ready', () => this.markUp());
     connection.on('close', () => this.markDown());
     return this;
+  }
+
+  /** Called when an outage starts (false) and when it ends (true). */
+  onChange(listener: (up: boolean) => void): void {
+    this.listeners.add(listener);
   }
 
   /** Reachable now (false before the first connection too). */
@@ -39,7 +45,9 @@ export class RedisHealth {
     this.connected = true;
     this.downSince = null;
     this.o.metrics.redisUp.set(1);
-    if (was !== null) this.o.log.info({ downMs: Date.now() - was }, 'Redis is back');
+    if (was === null) return;
+    this.o.log.info({ downMs: Date.now() - was }, 'Redis is back');
+    for (const listener of this.listeners) listener(true);
   }
 
   private markDown() {
@@ -49,6 +57,7 @@ export class RedisHealth {
     this.o.metrics.redisUp.set(0);
     this.o.metrics.redisOutages.inc();
     this.o.log.warn({ rideOutMs: this.o.boundMs }, 'Redis is down');
+    for (const listener of this.listeners) listener(false);
   }
 }
 

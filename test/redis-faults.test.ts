@@ -105,23 +105,20 @@ const metric = (text: string, line: RegExp) => Number(line.exec(text)?.[1] ?? 0)
 
 describe('a Redis outage mid-run (a bot and a worker on a redis-server of the test)', () => {
   const cleanup: (() => Promise<unknown>)[] = [];
-  const savedDelay = process.env.FAKE_ENGINE_DELAY_MS;
   afterEach(async () => {
     for (const step of cleanup.splice(0).reverse()) {
       const t = Date.now();
       await Promise.race([step().catch(() => {}), sleep(20_000)]);
       if (Date.now() - t > 15_000) console.error('cleanup step hung:', step.toString());
     }
-    process.env.FAKE_ENGINE_DELAY_MS = savedDelay;
   });
 
   async function setup(aof: boolean, outageMs = 60_000, watchdogMs = 500) {
     const redis = await OwnRedis.start(aof);
     cleanup.push(() => redis.remove());
-    const pack = makeTestPack();
+    const pack = makeTestPack('testpack', { fakeEngine: { delayMs: 150 } }); // jobs take a while, as real ones
     cleanup.push(async () => fs.rmSync(pack, { recursive: true, force: true }));
     const prefix = uniquePrefix('faults');
-    process.env.FAKE_ENGINE_DELAY_MS = '150'; // read when the engine thread starts: jobs take a while, as real ones
     const botLog = capturedLogger('bot');
     const workerLog = capturedLogger('worker');
     const options = { redisUrl: redis.url, prefix, packDir: pack, outageMs };

@@ -50,8 +50,8 @@ export interface BotOptions {
   /** The store's Redis connection as this process sees it (null in embedded mode). */
   health?: RedisHealth | null;
   /** REDIS_OUTAGE_MS and WATCHDOG_SWEEP_MS (watchdog.ts). */
-  outageMs?: number;
-  watchdogMs?: number;
+  outageMs: number;
+  watchdogMs: number;
 }
 
 /** BullMQ ids may not contain ':' nor be all digits; ours are `<platform>-<requestId>`. */
@@ -94,7 +94,7 @@ export class Bot implements BotCore {
     this.events = new JobEvents(o);
     const health = o.health ?? null;
     this.watchdog = o.queue.durable
-      ? new Watchdog({ ...o, health, events: this.events, sweepMs: o.watchdogMs ?? 15_000, outageMs: o.outageMs ?? 60_000 })
+      ? new Watchdog({ ...o, health, events: this.events, sweepMs: o.watchdogMs, outageMs: o.outageMs })
       : null;
     this.submissions = new Submissions({ ...o, health, settings: this.settings, events: this.events, watchdog: this.watchdog });
     this.commandsByName = new Map(o.commands.map((c) => [c.definition.name, c]));

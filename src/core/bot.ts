@@ -9,6 +9,7 @@ import type { PackCatalog } from '../engine/catalog.ts';
 import type { JobQueue } from '../jobs/queue.ts';
 import type { EditJobData, JobSource, Platform, ResultMeta } from '../jobs/types.ts';
 import { getJSON, isRedisDown, type Store } from '../state/store.ts';
+import type { RedisHealth } from '../state/redis-health.ts';
 import { keys } from '../state/keys.ts';
 import { SettingsService, type ServerSettings } from '../state/settings.ts';
 import { nudgedStrength } from './captions.ts';
@@ -20,6 +21,7 @@ import { planEdit } from './plan-edit.ts';
 import { resultImage } from './result-image.ts';
 import { Submissions, UNAVAILABLE } from './submissions.ts';
 import { deletePhoto } from '../state/photos.ts';
+import { Watchdog } from './watchdog.ts';
 import {
   CANCELLED_MESSAGE,
   RESULT_GONE,
@@ -49,6 +51,11 @@ export interface BotOptions {
   log: Logger;
   /** How long job records, results and message links live (RESULT_TTL_S). */
   resultTtlS: number;
+  /** The store's Redis connection as this process sees it (null in embedded mode). */
+  health?: RedisHealth | null;
+  /** REDIS_OUTAGE_MS and WATCHDOG_SWEEP_MS (watchdog.ts). */
+  outageMs: number;
+  watchdogMs: number;
 }
 
 /** BullMQ ids may not contain ':' nor be all digits; ours are `<platform>-<requestId>`. */
@@ -80,6 +87,8 @@ export class Bot implements BotCore {
   private readonly settings: SettingsService;
   private readonly events: JobEvents;
   private readonly submissions: Submissions;
+  /** With a durable queue (Redis) only: in process, jobs are lost only with the process itself. */
+  private readonly watchdog: Watchdog | null;
   private readonly commandsByName: Map<string, Command>;
   private readonly services: CommandServices;
   private readonly photos: PhotoIntake;
@@ -88,7 +97,11 @@ export class Bot implements BotCore {
     ({ packs: this.packs, queue: this.queue, store: this.store, metrics: this.metrics, log: this.log } = o);
     this.settings = new SettingsService(o.store, o.log);
     this.events = new JobEvents(o);
-    this.submissions = new Submissions({ ...o, settings: this.settings, events: this.events });
+    const health = o.health ?? null;
+    this.watchdog = o.queue.durable
+      ? new Watchdog({ ...o, health, events: this.events, sweepMs: o.watchdogMs, outageMs: o.outageMs })
+      : null;
+    this.submissions = new Submissions({ ...o, health, settings: this.settings, events: this.events, watchdog: this.watchdog });
     this.photos = new PhotoIntake(o.store, o.resultTtlS);
     this.commandsByName = new Map(o.commands.map((c) => [c.definition.name, c]));
     this.services = this.commandServices();
@@ -110,8 +123,11 @@ export class Bot implements BotCore {
         this.metrics.refusals.inc({ reason: 'usage' });
         return refuse(`${err.message} See /styleclip-help.`);
       }
+      if (isRedisDown(err)) {
+        this.metrics.refusals.inc({ reason: 'redis_down' }); // logged once per outage (RedisHealth), not per command
+        return refuse(UNAVAILABLE);
+      }
       this.log.error({ command: name, user: ctx.user.id, err: (err as Error).message }, 'command failed');
-      if (isRedisDown(err)) return refuse(UNAVAILABLE);
       return refuse('Sorry, something went wrong on our side; please try again shortly.');
     }
   }
@@ -220,9 +236,21 @@ export class Bot implements BotCore {
     return this.events.underWay;
   }
 
+  /** Redis as this process sees it (null in embedded mode): for /healthz. */
+  redis(): { up: boolean; downForS: number } | null {
+    const h = this.o.health;
+    return h ? { up: h.up, downForS: Math.round(h.downForMs() / 1000) } : null;
+  }
+
+  /** One watchdog pass now (it runs every WATCHDOG_SWEEP_MS by itself). */
+  sweepLostJobs(): Promise<void> {
+    return this.watchdog?.sweep() ?? Promise.resolve();
+  }
+
   /** Stops taking work, disconnects. */
   async close(): Promise<void> {
     this.refuseNew();
+    this.watchdog?.close();
     this.events.close();
     await this.queue.close();
     await this.store.close();
@@ -234,6 +262,7 @@ export class Bot implements BotCore {
    */
   async disconnect(): Promise<void> {
     this.refuseNew();
+    this.watchdog?.close();
     this.events.close();
     this.queue.disconnect();
     await this.store.close();

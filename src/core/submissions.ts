@@ -5,16 +5,18 @@ import type { Metrics } from '../metrics.ts';
 import type { JobQueue } from '../jobs/queue.ts';
 import type { EditJobData, ResultMeta } from '../jobs/types.ts';
 import { deletePhoto } from '../state/photos.ts';
-import { getJSON, setJSON, type Store } from '../state/store.ts';
+import { getJSON, isRedisDown, setJSON, type Store } from '../state/store.ts';
+import type { RedisHealth } from '../state/redis-health.ts';
 import { keys } from '../state/keys.ts';
 import type { ServerSettings, SettingsService } from '../state/settings.ts';
 import { SerialQueue } from '../util/serial-queue.ts';
 import { describeSpec } from './captions.ts';
 import { refuse } from './command.ts';
 import type { JobEvents } from './job-events.ts';
+import type { Watchdog } from './watchdog.ts';
 import type { CommandReply } from './types.ts';
 
-export const UNAVAILABLE = 'The job queue is unavailable right now; please try again in a minute.';
+export const UNAVAILABLE = 'The job queue is temporarily unavailable; please try again in a moment.';
 export const RESTARTING = 'The bot is restarting; please try again in a minute.';
 export const LOST_IN_RESTART = 'Edit failed: the bot restarted before this job ran; please run it again.';
 
@@ -25,6 +27,10 @@ export interface SubmissionsOptions {
   store: Store;
   settings: SettingsService;
   events: JobEvents;
+  /** Watches the jobs queued here until they are answered (with Redis; null in embedded mode). */
+  watchdog: Watchdog | null;
+  /** While Redis is known to be away, commands are refused at once, without trying it. */
+  health: RedisHealth | null;
   metrics: Metrics;
   log: Logger;
   resultTtlS: number;
@@ -101,7 +107,11 @@ export class Submissions {
 
   private async submitNow(data: EditJobData): Promise<CommandReply> {
     if (this.closing) return refuse(RESTARTING);
-    const { queue, store, metrics, log } = this.o;
+    const { queue, store, metrics, log, health, watchdog } = this.o;
+    if (health && !health.up) {
+      metrics.refusals.inc({ reason: 'redis_down' });
+      return refuse(UNAVAILABLE);
+    }
     const [inFlight, existing, s] = await Promise.all([
       queue.inFlight(),
       getJSON<EditJobData>(store, keys.job(data.jobId)),
@@ -122,10 +132,13 @@ export class Submissions {
     try {
       await queue.add(data);
     } catch (err) {
-      await store.del(keys.job(data.jobId)).catch(() => {});
-      log.error({ jobId: data.jobId, err: (err as Error).message }, 'queueing failed');
+      // Redis went away between the record and the job: undo the record now, or (Redis away) once it is back.
+      await store.del(keys.job(data.jobId)).catch(() => watchdog?.rollBack(data.jobId));
+      if (!isRedisDown(err)) log.error({ jobId: data.jobId, err: (err as Error).message }, 'queueing failed');
+      metrics.refusals.inc({ reason: 'redis_down' });
       return refuse(UNAVAILABLE);
     }
+    watchdog?.watch(data);
     const position = inFlight.filter((j) => j.state === 'waiting' && (j.data.priority ?? 1) <= data.priority!).length + 1;
     this.o.events.queuedAt(data.jobId, position);
     log.info({ jobId: data.jobId, scope: data.scope, user: data.requesterId, method: data.spec.method }, 'job queued');

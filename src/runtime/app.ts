@@ -3,18 +3,20 @@
 import { COMMANDS } from '../../commands/index.ts';
 import { Bot } from '../core/bot.ts';
 import { PackCatalog } from '../engine/catalog.ts';
-import { BullQueue } from '../jobs/bull-queue.ts';
+import { BullQueue, isLostJobError } from '../jobs/bull-queue.ts';
 import { MemoryQueue } from '../jobs/memory-queue.ts';
 import { defaultTuning, type JobQueue, type QueueTuning } from '../jobs/queue.ts';
 import type { Logger } from '../log.ts';
 import { Metrics } from '../metrics.ts';
-import { MemoryStore, type Store } from '../state/store.ts';
+import { isRedisDown, MemoryStore, type Store } from '../state/store.ts';
+import { RedisHealth } from '../state/redis-health.ts';
 import { RedisStore } from '../state/redis-store.ts';
 import type { WorkerService } from '../worker/service.ts';
 import { startWorker } from '../worker/start.ts';
 import type { Config } from '../config.ts';
 
-export interface AppOptions extends Pick<Config, 'packDir' | 'packsDir' | 'redisUrl' | 'resultTtlS' | 'device' | 'batchSize' | 'batchWindowMs'> {
+export interface AppOptions
+  extends Pick<Config, 'packDir' | 'packsDir' | 'redisUrl' | 'resultTtlS' | 'device' | 'batchSize' | 'batchWindowMs' | 'outageMs' | 'watchdogMs'> {
   /** Redis key prefix for the store and BullMQ (STYLECLIP_REDIS_PREFIX); tests use a unique one. */
   prefix: string;
   /** Run a worker in this process (engine in a worker thread). Always, without Redis. */
@@ -42,6 +44,15 @@ export class App extends Bot {
     private readonly worker: WorkerService | null,
   ) {
     super(bot);
+  }
+
+  /** /healthz's body: `ok: false` (a 503) while Redis is away. */
+  async health(role: string): Promise<Record<string, unknown>> {
+    const redis = this.redis();
+    if (redis && !redis.up) return { ok: false, role, status: 'redis down', redisDownForS: redis.downForS };
+    await this.store.get('healthz'); // throws while Redis is unreachable → 503
+    const pack = this.packs.defaultPack;
+    return { ok: true, role, queue: redis ? 'redis' : 'memory', pack: pack.name, untrained: pack.untrained, worker: this.workerStats() };
   }
 
   /** The in-process worker's throughput, when there is one. */
@@ -80,8 +91,10 @@ export async function createApp(o: AppOptions): Promise<App> {
   const log = o.logger;
   const packs = new PackCatalog(o.packDir, o.packsDir);
   const metrics = new Metrics();
-  const store: Store = o.redisUrl ? RedisStore.connect(o.redisUrl, `${o.prefix}:`) : new MemoryStore();
-  const onError = (err: Error, source: string) => log.warn({ source, err: err.message }, 'queue connection error');
+  const redisStore = o.redisUrl ? RedisStore.connect(o.redisUrl, `${o.prefix}:`) : null;
+  const store: Store = redisStore ?? new MemoryStore();
+  const health = redisStore ? new RedisHealth({ log, metrics, boundMs: o.outageMs }).watch(redisStore.connection) : null;
+  const onError = queueErrorLogger(log);
   const queue: JobQueue = o.redisUrl ? new BullQueue({ redisUrl: o.redisUrl, prefix: o.prefix, tuning: o.tuning, onError }) : new MemoryQueue(o.tuning);
   let worker: WorkerService | null = null;
   try {
@@ -94,5 +107,21 @@ export async function createApp(o: AppOptions): Promise<App> {
     await store.close();
     throw err;
   }
-  return new App({ commands: COMMANDS, packs, store, queue, metrics, log, resultTtlS: o.resultTtlS }, worker);
+  return new App(
+    { commands: COMMANDS, packs, store, queue, metrics, log, resultTtlS: o.resultTtlS, health, outageMs: o.outageMs, watchdogMs: o.watchdogMs },
+    worker,
+  );
+}
+
+/**
+ * BullMQ's connection errors, for the logs. Lost connections are not among them: RedisHealth logs an outage
+ * once when it starts and once when it ends, where each reconnect attempt would log one here.
+ */
+export function queueErrorLogger(log: Logger): (err: Error, source: string) => void {
+  return (err, source) => {
+    if (isRedisDown(err)) return;
+    // A job gone from Redis (lost with its data, removed by hand): the watchdog of the bot that awaits it deals with it.
+    if (isLostJobError(err)) log.info({ source, err: err.message }, 'job no longer in the queue');
+    else log.warn({ source, err: err.message }, 'queue connection error');
+  };
 }

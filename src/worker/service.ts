@@ -5,6 +5,7 @@ import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { ActiveJob, InFlightJob, JobQueue, ProcessorHandle } from '../jobs/queue.ts';
 import { getJSON, setJSON, type Store } from '../state/store.ts';
+import { rideOut, RedisOutageTooLong } from '../state/redis-health.ts';
 import { keys } from '../state/keys.ts';
 import { SettingsService } from '../state/settings.ts';
 import { CANCELLED_MESSAGE, PermanentJobError, PostponeJob, type ResultMeta } from '../jobs/types.ts';
@@ -22,6 +23,11 @@ export interface WorkerServiceOptions {
   batchSize: number;
   batchWindowMs: number;
   resultTtlS: number;
+  /**
+   * REDIS_OUTAGE_MS: how long a running job waits for Redis (its reads and result writes are retried) before
+   * it is handed back to the queue. Either way no try is spent: an outage is not the job's fault.
+   */
+  outageMs: number;
   metrics: Metrics;
   log: Logger;
 }
@@ -48,6 +54,22 @@ async function loadSource(store: Store, jobId: string): Promise<{ state: LatentS
   return { state: { wplus: f32(wplus), ...(delta ? { styleDelta: f32(delta) } : {}) }, meta };
 }
 
+type Ride = <T>(op: () => Promise<T>) => Promise<T>;
+
+/** The store with every call passed through `ride` (retried through a Redis outage). */
+function ridingStore(store: Store, ride: Ride): Store {
+  return {
+    get: (key) => ride(() => store.get(key)),
+    set: (key, value, ttlS) => ride(() => store.set(key, value, ttlS)),
+    setNX: (key, value, ttlS) => store.setNX(key, value, ttlS), // a claim: a retry could not tell "mine" from "taken"
+    del: (...k) => ride(() => store.del(...k)),
+    push: (key, value, max, ttlS) => store.push(key, value, max, ttlS), // not idempotent: not retried
+    list: (key, count) => ride(() => store.list(key, count)),
+    ready: () => store.ready(),
+    close: () => store.close(),
+  };
+}
+
 /** How long a job over a running-jobs cap waits before it is looked at again. */
 const CAP_RETRY_MS = 1000;
 
@@ -64,9 +86,9 @@ export function startWorkerService(o: WorkerServiceOptions): WorkerService {
    * The per-user and per-server running caps (`user-running`, `server-running`), held across all workers:
    * a job finding its user's or server's slots taken by jobs that started earlier goes back to the queue.
    */
-  async function checkRunningCaps(job: ActiveJob) {
+  async function checkRunningCaps(job: ActiveJob, ride: Ride) {
     const { data } = job;
-    const [s, active] = await Promise.all([settings.get(data.scope), o.queue.running()]);
+    const [s, active] = await ride(() => Promise.all([settings.get(data.scope), o.queue.running()]));
     const ahead = active.filter((j) => j.id !== job.id && startedBefore(j, job));
     const user = ahead.filter((j) => j.data.platform === data.platform && j.data.requesterId === data.requesterId).length;
     if (user >= s.userRunning) {
@@ -95,11 +117,13 @@ export function startWorkerService(o: WorkerServiceOptions): WorkerService {
   let recent: number[] = []; // completion times within the last minute
   const running = new Set<string>();
 
-  async function handle(job: ActiveJob) {
+  async function handle(job: ActiveJob, ride: Ride) {
     const { id, data, progress } = job;
-    if (await o.store.get(keys.cancel(id))) throw new PermanentJobError('cancelled', CANCELLED_MESSAGE);
-    if (await o.store.get(keys.resultMeta(id))) return; // finished before a crash: nothing to redo
-    await checkRunningCaps(job);
+    // Every store call rides out a Redis outage (up to REDIS_OUTAGE_MS): a restart costs the job nothing.
+    const store = ridingStore(o.store, ride);
+    if (await store.get(keys.cancel(id))) throw new PermanentJobError('cancelled', CANCELLED_MESSAGE);
+    if (await store.get(keys.resultMeta(id))) return; // finished before a crash: nothing to redo
+    await checkRunningCaps(job, ride);
     const pack = o.packs.get(data.pack);
     if (!pack) throw new PermanentJobError('unknown_pack', `Model pack "${data.pack}" is not installed on this worker.`);
     const pickedAt = Date.now();
@@ -107,22 +131,22 @@ export function startWorkerService(o: WorkerServiceOptions): WorkerService {
     let seed: number | undefined;
     let photoKey: string | undefined;
     if (data.source.kind === 'seed') item.seed = seed = data.source.seed;
-    else if (data.source.kind === 'photo') item.photo = await photoInput(o.store, (photoKey = data.source.key), data.pack);
+    else if (data.source.kind === 'photo') item.photo = await photoInput(store, (photoKey = data.source.key), data.pack);
     else {
-      const source = await loadSource(o.store, data.source.jobId);
+      const source = await loadSource(store, data.source.jobId);
       item.source = source.state;
       seed = source.meta.seed;
       // An edit of a photo result starts from that result and is pasted back into the same photo.
-      if (source.meta.photo) item.photo = await photoInput(o.store, (photoKey = source.meta.photo.key), data.pack);
+      if (source.meta.photo) item.photo = await photoInput(store, (photoKey = source.meta.photo.key), data.pack);
     }
     await progress(10);
     const out = await batcher.submit(item);
     if (!out.ok) {
-      await dropUnusablePhoto(o.store, data, out.code);
+      await dropUnusablePhoto(store, data, out.code);
       if (out.permanent) throw new PermanentJobError(out.code, out.message);
       throw Object.assign(new Error(out.message), { code: out.code });
     }
-    if (await o.store.get(keys.cancel(id))) throw new PermanentJobError('cancelled', CANCELLED_MESSAGE);
+    if (await store.get(keys.cancel(id))) throw new PermanentJobError('cancelled', CANCELLED_MESSAGE);
     await progress(90);
     const meta: ResultMeta = {
       jobId: id,
@@ -137,22 +161,35 @@ export function startWorkerService(o: WorkerServiceOptions): WorkerService {
       completedAt: Date.now(),
     };
     const ttl = o.resultTtlS;
-    const photo = photoKey ? await storePhotoResult(o.store, id, photoKey, data.pack, item.photo!, out, ttl) : undefined;
+    const photo = photoKey ? await storePhotoResult(store, id, photoKey, data.pack, item.photo!, out, ttl) : undefined;
     if (photo) meta.photo = photo;
-    await o.store.set(keys.resultPng(id), Buffer.from(out.png.buffer, out.png.byteOffset, out.png.byteLength), ttl);
-    await o.store.set(keys.resultWplus(id), bytes(out.state.wplus), ttl);
-    if (out.state.styleDelta) await o.store.set(keys.resultDelta(id), bytes(out.state.styleDelta), ttl);
-    await setJSON(o.store, keys.resultMeta(id), meta, ttl); // written last: its presence means "result complete"
+    await store.set(keys.resultPng(id), Buffer.from(out.png.buffer, out.png.byteOffset, out.png.byteLength), ttl);
+    await store.set(keys.resultWplus(id), bytes(out.state.wplus), ttl);
+    if (out.state.styleDelta) await store.set(keys.resultDelta(id), bytes(out.state.styleDelta), ttl);
+    await setJSON(store, keys.resultMeta(id), meta, ttl); // written last: its presence means "result complete"
   }
 
   const handle_: ProcessorHandle = o.queue.process(
     async (job) => {
       running.add(job.id);
+      let metOutage = false;
+      const ride: Ride = (op) => rideOut(op, o.outageMs, () => (metOutage = true));
       try {
-        await handle(job);
+        await handle(job, ride);
         done += 1;
         recent.push(Date.now());
+        if (metOutage) {
+          o.metrics.riddenOut.inc({ outcome: 'finished' });
+          o.log.debug({ jobId: job.id }, 'job rode out a Redis outage'); // the outage itself is logged once
+        }
       } catch (err) {
+        if (err instanceof RedisOutageTooLong) {
+          // Not the job's fault: back to the queue without spending a try (BullMQ records that once Redis is
+          // back), to run again.
+          o.metrics.riddenOut.inc({ outcome: 'handed_back' });
+          o.log.warn({ jobId: job.id, err: err.message }, 'job handed back to the queue: Redis away too long');
+          throw new PostponeJob(err.message, CAP_RETRY_MS);
+        }
         if (err instanceof PostponeJob) {
           o.log.debug({ jobId: job.id, reason: err.message }, 'job postponed');
           throw err;

@@ -18,6 +18,8 @@ export interface WorkerOptions {
   batchSize: number;
   batchWindowMs: number;
   resultTtlS: number;
+  /** REDIS_OUTAGE_MS: how long a running job waits for Redis before it goes back to the queue (no try spent). */
+  outageMs: number;
   /** Module exporting `openPack` (default src/engine/index.ts); tests pass a fake engine. */
   engineModule?: string;
 }

@@ -27,6 +27,7 @@ COMMANDS = {
     "parity-fixtures": ("parity", "write reference inputs/outputs for the TypeScript parity tests"),
     "convert-identity": ("convert_identity", "ArcFace IR-SE-50 (model_ir_se50.pth) -> pack identity/ for the ID loss"),
     "optimize": ("optimize", "StyleCLIP latent optimization of W+ for a prompt (official loop)"),
+    "train-mapper": ("train_mapper", "StyleCLIP latent mapper training for a prompt (official coach) -> mappers/<slug>.onnx"),
 }
 
 

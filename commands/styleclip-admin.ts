@@ -14,6 +14,7 @@ function show(s: ServerSettings, packName: string): string {
     `threshold: ${fmt(s.threshold)}`,
     `channels: ${s.channels.length ? s.channels.join(', ') : 'all'}`,
     `blocked words: ${s.blockedWords.length}`,
+    `optimize: ${s.optimize ? 'on' : 'off'}, up to ${s.optimizeStepsMax} steps, l2 ${s.optimizeL2}, id ${s.optimizeId}`,
     `limits per user: ${s.userRunning} running + ${s.userWaiting} waiting; per server: ${s.serverRunning} running + ${s.serverWaiting} waiting`,
   ].join('\n');
 }
@@ -130,6 +131,10 @@ function defaultValue(key: string): string {
     'user-waiting': d.userWaiting,
     'server-running': d.serverRunning,
     'server-waiting': d.serverWaiting,
+    optimize: d.optimize ? 'on' : 'off',
+    'optimize-steps-max': d.optimizeStepsMax,
+    'optimize-l2': d.optimizeL2,
+    'optimize-id': d.optimizeId,
   };
   return String(map[key]);
 }

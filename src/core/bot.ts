@@ -7,15 +7,16 @@ import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { PackCatalog } from '../engine/catalog.ts';
 import type { JobQueue } from '../jobs/queue.ts';
-import type { EditJobData, Platform, ResultMeta } from '../jobs/types.ts';
+import type { EditJobData, JobSpec, OptimizeSpec, Platform, ResultMeta } from '../jobs/types.ts';
 import { getJSON, isRedisDown, type Store } from '../state/store.ts';
 import { keys } from '../state/keys.ts';
-import { SettingsService } from '../state/settings.ts';
+import { OPTIMIZE_LAMBDA_MAX, SettingsService } from '../state/settings.ts';
 import { nudgedStrength } from './captions.ts';
 import { CommandRefusal, refuse, type Command, type CommandServices } from './command.ts';
 import { JobEvents } from './job-events.ts';
 import { parseInput } from './parse.ts';
 import { planEdit } from './plan-edit.ts';
+import { nudgedL2 } from './plan-optimize.ts';
 import { resultImage } from './result-image.ts';
 import { Submissions, UNAVAILABLE } from './submissions.ts';
 import type {
@@ -110,6 +111,7 @@ export class Bot implements BotCore {
     if (!data) return null;
     const [settings, pack] = [await this.settings.get(data.scope), this.packs.get(data.pack)];
     if (!pack) return refuse(`This result was made with pack "${data.pack}", which is no longer installed.`);
+    if (data.spec.method === 'optimize') return this.nudgeOptimize(data, jobId, nudge, dedupeKey, target);
     const wanted = nudgedStrength(data.spec.strength, nudge);
     const strength = Math.min(settings.strengthMax, Math.max(settings.strengthMin, wanted));
     if (strength === data.spec.strength) {
@@ -119,8 +121,24 @@ export class Bot implements BotCore {
     const { prompt, neutral, method, threshold } = data.spec;
     const plan = planEdit(settings, pack, target.channelId, { prompt, neutral, method, strength, threshold });
     if ('refusal' in plan) return refuse(plan.refusal);
+    return this.submitNudge(data, jobId, plan.spec, dedupeKey, target);
+  }
+
+  /** ➕/➖ on an optimize result: the same run from the same start, with a weaker (➕) or stronger (➖) L2 pull. */
+  private async nudgeOptimize(data: EditJobData, jobId: string, nudge: Nudge, dedupeKey: string, target: ReplyTarget): Promise<CommandReply> {
+    const spec = data.spec as OptimizeSpec;
+    const settings = await this.settings.get(data.scope);
+    const pack = this.packs.get(data.pack)!;
+    const l2Lambda = Math.min(OPTIMIZE_LAMBDA_MAX, nudgedL2(spec.l2Lambda, nudge));
+    if (l2Lambda === spec.l2Lambda) return refuse(`The L2 pull is already ${spec.l2Lambda}; a nudge cannot move it further.`);
+    const plan = planEdit(settings, pack, target.channelId, { prompt: spec.prompt, method: 'optimize', steps: Math.min(spec.steps, settings.optimizeStepsMax), l2Lambda });
+    if ('refusal' in plan) return refuse(plan.refusal);
+    return this.submitNudge(data, jobId, plan.spec, dedupeKey, target);
+  }
+
+  private submitNudge(data: EditJobData, jobId: string, spec: JobSpec, dedupeKey: string, target: ReplyTarget): Promise<CommandReply> {
     const hash = createHash('sha1').update(dedupeKey).digest('hex').slice(0, 16);
-    const next: EditJobData = { ...data, jobId: `${data.platform}-n${hash}`, spec: plan.spec, target, submittedAt: Date.now(), parentJobId: jobId };
+    const next: EditJobData = { ...data, jobId: `${data.platform}-n${hash}`, spec, target, submittedAt: Date.now(), parentJobId: jobId };
     return this.submissions.submit(next);
   }
 
@@ -133,6 +151,11 @@ export class Bot implements BotCore {
 
   resultImage(jobId: string, maxBytes?: number): Promise<ResultImage | null> {
     return resultImage(this.store, jobId, maxBytes);
+  }
+
+  async previewImage(jobId: string): Promise<ResultImage | null> {
+    const png = await this.store.get(keys.preview(jobId));
+    return png ? { bytes: png, mime: 'image/png', filename: `${jobId}-preview.png` } : null;
   }
 
   onUpdate(platform: Platform, listener: (update: JobUpdate) => void | Promise<void>): () => void {

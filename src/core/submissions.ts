@@ -6,6 +6,7 @@ import type { JobQueue } from '../jobs/queue.ts';
 import type { EditJobData } from '../jobs/types.ts';
 import { getJSON, setJSON, type Store } from '../state/store.ts';
 import { keys } from '../state/keys.ts';
+import { capableWorker } from '../state/capabilities.ts';
 import type { ServerSettings, SettingsService } from '../state/settings.ts';
 import { SerialQueue } from '../util/serial-queue.ts';
 import { describeSpec } from './captions.ts';
@@ -15,6 +16,9 @@ import type { CommandReply } from './types.ts';
 
 export const UNAVAILABLE = 'The job queue is unavailable right now; please try again in a minute.';
 export const RESTARTING = 'The bot is restarting; please try again in a minute.';
+export const NO_OPTIMIZER =
+  'No worker that can run method:optimize is running now (latent optimization needs PyTorch on a worker). ' +
+  'Use method:global or method:mapper, or ask the operator to start a gradient worker (docs/operations.md).';
 export const LOST_IN_RESTART = 'Edit failed: the bot restarted before this job ran; please run it again.';
 
 export type CancelOutcome = 'cancelled' | 'cancelling' | 'finished';
@@ -106,6 +110,11 @@ export class Submissions {
     if (existing) {
       const position = inFlight.find((j) => j.id === data.jobId)?.position ?? 0;
       return { text: `Already queued as job ${data.jobId}.`, job: { id: data.jobId, position } };
+    }
+    // Gradient jobs only run on workers with PyTorch: with none alive, say so now rather than queue a job that waits.
+    if (data.spec.method === 'optimize' && !(await capableWorker(store, 'optimize'))) {
+      metrics.refusals.inc({ reason: 'no_optimizer' });
+      return refuse(NO_OPTIMIZER);
     }
     const mine = inFlight.filter((j) => j.data.platform === data.platform && j.data.requesterId === data.requesterId);
     const refusal = capRefusal(s, mine.length, inFlight.filter((j) => j.data.scope === data.scope).length);

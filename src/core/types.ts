@@ -72,6 +72,8 @@ export interface JobUpdate {
   position?: number;
   /** 0..100 while running. */
   progress?: number;
+  /** A small progress image is available now (BotCore.previewImage): optimize jobs, while running. */
+  preview?: boolean;
   /** Human-readable caption (completed) or error message (failed). */
   text: string;
   target: ReplyTarget;
@@ -104,6 +106,8 @@ export interface BotCore {
   cancel(jobId: string, userId: string, dedupeKey: string): Promise<CommandReply | null>;
   /** Image of a completed job, re-encoded (WebP, JPEG, smaller) until it fits `maxBytes`. */
   resultImage(jobId: string, maxBytes?: number): Promise<ResultImage | null>;
+  /** The latest small progress image of a running job (optimize), or null. Optional: older cores lack it. */
+  previewImage?(jobId: string): Promise<ResultImage | null>;
   /** Job updates for one platform; returns an unsubscribe function. */
   onUpdate(platform: Platform, listener: (update: JobUpdate) => void | Promise<void>): () => void;
   /** Remember that a platform message shows a job, so reactions on it find the job (persists with Redis). */

@@ -254,6 +254,7 @@ export function summarizePack(pack: Pack, name = pack.json.name): PackSummary {
     styleChannels: pack.layout.styleChannels,
     convChannels: pack.layout.convChannels,
     mappers: (j.mappers ?? []).map((m) => ({ name: m.name, slug: m.slug })),
+    identity: !!(j as { identity?: unknown }).identity,
     defaults: { ...j.defaults },
   };
 }

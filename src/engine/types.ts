@@ -56,6 +56,8 @@ export interface PackSummary {
   styleChannels: number;
   convChannels: number;
   mappers: { name: string; slug: string }[];
+  /** Whether the pack carries ArcFace weights (identity/, for the ID loss of latent optimization); unknown when absent. */
+  identity?: boolean;
   defaults: {
     neutral: string;
     targetTemplate: string;

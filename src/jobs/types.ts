@@ -20,6 +20,48 @@ export function isFinal(status: JobStatus): boolean {
   return status === 'completed' || status === 'failed' || status === 'cancelled';
 }
 
+/**
+ * Latent optimization (the official `run_optimization.py` loop): needs gradients, so it runs on PyTorch in the
+ * toolkit, on the gradient lane that only workers with PyTorch take. Not an engine EditSpec: the engine can't run it.
+ */
+export interface OptimizeSpec {
+  method: 'optimize';
+  /** Used raw, as the official code (no templates). */
+  prompt: string;
+  steps: number;
+  /** Weight of Σ(w − w₀)²: the pull toward the start (➕ divides it, ➖ multiplies it). */
+  l2Lambda: number;
+  /** Weight of the ArcFace ID loss (needs identity/ in the pack). */
+  idLambda: number;
+}
+
+/** What a job asks a worker to do. */
+export type JobSpec = EditSpec | OptimizeSpec;
+
+/**
+ * An optimize job reports this progress when its PyTorch process has started; every later report comes after
+ * the worker stored a new preview image (keys.preview), so the bot can show one.
+ */
+export const OPTIMIZE_START_PROGRESS = 5;
+
+export const isOptimize = (spec: JobSpec): spec is OptimizeSpec => spec.method === 'optimize';
+
+/** What an optimization did, for the caption. */
+export interface OptimizeInfo {
+  method: 'optimize';
+  steps: number;
+  l2Lambda: number;
+  idLambda: number;
+  /** Losses at the result. */
+  loss: number;
+  clip: number;
+  l2: number;
+  id: number;
+  seconds: number;
+  stepsPerS: number;
+  device: string;
+}
+
 export type JobSource = { kind: 'seed'; seed: number } | { kind: 'result'; jobId: string };
 
 export interface EditJobData {
@@ -31,7 +73,7 @@ export interface EditJobData {
   target: ReplyTarget;
   /** Pack name (the worker resolves it to a folder). */
   pack: string;
-  spec: EditSpec;
+  spec: JobSpec;
   source: JobSource;
   submittedAt: number;
   /** The job this one nudges (➕/➖). */
@@ -57,7 +99,7 @@ export interface ResultMeta {
   pack: string;
   untrained: boolean;
   resolution: number;
-  info: EditInfo;
+  info: EditInfo | OptimizeInfo;
   source: JobSource;
   /** Seed of the face the edit started from (inherited through follow-up edits). */
   seed?: number;

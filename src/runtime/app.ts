@@ -3,7 +3,8 @@
 import { COMMANDS } from '../../commands/index.ts';
 import { Bot } from '../core/bot.ts';
 import { PackCatalog } from '../engine/catalog.ts';
-import { BullQueue } from '../jobs/bull-queue.ts';
+import { BullQueue, GRADIENT_QUEUE_NAME } from '../jobs/bull-queue.ts';
+import { LaneQueue } from '../jobs/lanes.ts';
 import { MemoryQueue } from '../jobs/memory-queue.ts';
 import { defaultTuning, type JobQueue, type QueueTuning } from '../jobs/queue.ts';
 import type { Logger } from '../log.ts';
@@ -14,7 +15,9 @@ import type { WorkerService } from '../worker/service.ts';
 import { startWorker } from '../worker/start.ts';
 import type { Config } from '../config.ts';
 
-export interface AppOptions extends Pick<Config, 'packDir' | 'packsDir' | 'redisUrl' | 'resultTtlS' | 'device' | 'batchSize' | 'batchWindowMs'> {
+export interface AppOptions
+  extends Pick<Config, 'packDir' | 'packsDir' | 'redisUrl' | 'resultTtlS' | 'device' | 'batchSize' | 'batchWindowMs'>,
+    Partial<Pick<Config, 'optimize' | 'optimizeBudgetS'>> {
   /** Redis key prefix for the store and BullMQ (STYLECLIP_REDIS_PREFIX); tests use a unique one. */
   prefix: string;
   /** Run a worker in this process (engine in a worker thread). Always, without Redis. */
@@ -82,7 +85,10 @@ export async function createApp(o: AppOptions): Promise<App> {
   const metrics = new Metrics();
   const store: Store = o.redisUrl ? RedisStore.connect(o.redisUrl, `${o.prefix}:`) : new MemoryStore();
   const onError = (err: Error, source: string) => log.warn({ source, err: err.message }, 'queue connection error');
-  const queue: JobQueue = o.redisUrl ? new BullQueue({ redisUrl: o.redisUrl, prefix: o.prefix, tuning: o.tuning, onError }) : new MemoryQueue(o.tuning);
+  // Two lanes: fast edits, and gradient jobs (optimize) that only workers with PyTorch take (src/jobs/lanes.ts).
+  const lane = (name?: string): JobQueue =>
+    o.redisUrl ? new BullQueue({ redisUrl: o.redisUrl, prefix: o.prefix, tuning: o.tuning, onError, ...(name ? { name } : {}) }) : new MemoryQueue(o.tuning);
+  const queue: JobQueue = new LaneQueue(lane(), lane(GRADIENT_QUEUE_NAME));
   let worker: WorkerService | null = null;
   try {
     await Promise.all([queue.ready(), store.ready()]);

@@ -13,7 +13,8 @@ import { PackCatalog } from '../engine/catalog.ts';
 import { createPlayground } from '../adapters/playground/index.ts';
 import { startOpsServer } from './http.ts';
 import { appOptions, createApp, queueTuning } from './app.ts';
-import { BullQueue } from '../jobs/bull-queue.ts';
+import { BullQueue, GRADIENT_QUEUE_NAME } from '../jobs/bull-queue.ts';
+import { LaneQueue } from '../jobs/lanes.ts';
 import { settlesWithin } from '../jobs/queue.ts';
 import { RedisStore } from '../state/redis-store.ts';
 import { startWorker } from '../worker/start.ts';
@@ -182,13 +183,17 @@ export async function runWorker(argv: string[]): Promise<number> {
   const packs = new PackCatalog(config.packDir, config.packsDir);
   const metrics = new Metrics({ defaults: true });
   const store = RedisStore.connect(config.redisUrl, `${config.redisPrefix}:`);
-  const queue = new BullQueue({
-    redisUrl: config.redisUrl,
-    prefix: config.redisPrefix,
-    events: false,
-    onError: (err, source) => log.warn({ source, err: err.message }, 'queue connection error'),
-    tuning: queueTuning(config),
-  });
+  const lane = (name?: string) =>
+    new BullQueue({
+      redisUrl: config.redisUrl!,
+      prefix: config.redisPrefix,
+      events: false,
+      onError: (err, source) => log.warn({ source, err: err.message }, 'queue connection error'),
+      tuning: queueTuning(config),
+      ...(name ? { name } : {}),
+    });
+  // Edits, and gradient jobs (optimize) that this worker takes when it has PyTorch (src/jobs/lanes.ts).
+  const queue = new LaneQueue(lane(), lane(GRADIENT_QUEUE_NAME));
   await Promise.all([queue.ready(), store.ready()]);
   const service = await startWorker({ ...config, queue, store, packs, metrics, log }).catch(async (err: unknown) => {
     // A pack the engine can't open: close what is open so the process exits with the error.
@@ -199,7 +204,7 @@ export async function runWorker(argv: string[]): Promise<number> {
   const server = await startOpsServer({
     host: config.host,
     port: config.port,
-    health: async () => ({ ok: true, role: 'worker', device: config.device, pack: packs.defaultPack.name, ...service.stats() }),
+    health: async () => ({ ok: true, role: 'worker', device: config.device, pack: packs.defaultPack.name, ...service.stats(), gradients: service.gradients() }),
     metrics: async () => ({ contentType: metrics.contentType, text: await metrics.text() }),
   }).catch(async (err: unknown) => {
     await service.close();

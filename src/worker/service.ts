@@ -3,7 +3,7 @@
 // is already stored is not computed again, so a job rerun after a crash gives the user exactly one result.
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
-import type { ActiveJob, InFlightJob, JobQueue, ProcessorHandle } from '../jobs/queue.ts';
+import type { ActiveJob, JobQueue, ProcessorHandle } from '../jobs/queue.ts';
 import { getJSON, setJSON, type Store } from '../state/store.ts';
 import { keys } from '../state/keys.ts';
 import { SettingsService } from '../state/settings.ts';
@@ -12,6 +12,7 @@ import type { PackCatalog } from '../engine/catalog.ts';
 import type { LatentState } from '../engine/types.ts';
 import type { EditExecutor, ExecItem } from './executor.ts';
 import { Batcher } from './batcher.ts';
+import { runningCapsCheck } from './running-caps.ts';
 
 export interface WorkerServiceOptions {
   queue: JobQueue;
@@ -47,37 +48,10 @@ async function loadSource(store: Store, jobId: string): Promise<{ state: LatentS
   return { state: { wplus: f32(wplus), ...(delta ? { styleDelta: f32(delta) } : {}) }, meta };
 }
 
-/** How long a job over a running-jobs cap waits before it is looked at again. */
-const CAP_RETRY_MS = 1000;
-
-/** Whether running job `other` started before `job` (ties by id), so exactly the first ones hold the slots. */
-function startedBefore(other: InFlightJob, job: ActiveJob): boolean {
-  const at = other.startedAt ?? 0;
-  return at < job.startedAt || (at === job.startedAt && other.id < job.id);
-}
-
 export function startWorkerService(o: WorkerServiceOptions): WorkerService {
   const settings = new SettingsService(o.store, o.log);
 
-  /**
-   * The per-user and per-server running caps (`user-running`, `server-running`), held across all workers:
-   * a job finding its user's or server's slots taken by jobs that started earlier goes back to the queue.
-   */
-  async function checkRunningCaps(job: ActiveJob) {
-    const { data } = job;
-    const [s, active] = await Promise.all([settings.get(data.scope), o.queue.running()]);
-    const ahead = active.filter((j) => j.id !== job.id && startedBefore(j, job));
-    const user = ahead.filter((j) => j.data.platform === data.platform && j.data.requesterId === data.requesterId).length;
-    if (user >= s.userRunning) {
-      o.metrics.postponed.inc({ cap: 'user' });
-      throw new PostponeJob(`its user already has ${user} running (limit ${s.userRunning})`, CAP_RETRY_MS);
-    }
-    const server = ahead.filter((j) => j.data.scope === data.scope).length;
-    if (server >= s.serverRunning) {
-      o.metrics.postponed.inc({ cap: 'server' });
-      throw new PostponeJob(`its server already has ${server} running (limit ${s.serverRunning})`, CAP_RETRY_MS);
-    }
-  }
+  const checkRunningCaps = runningCapsCheck(o.queue, settings, o.metrics);
 
   const batcher = new Batcher(o.executor, o.batchSize, o.batchWindowMs, (size, outcomes) => {
     o.metrics.batchSize.observe(size);
@@ -102,6 +76,7 @@ export function startWorkerService(o: WorkerServiceOptions): WorkerService {
     const pack = o.packs.get(data.pack);
     if (!pack) throw new PermanentJobError('unknown_pack', `Model pack "${data.pack}" is not installed on this worker.`);
     const pickedAt = Date.now();
+    if (data.spec.method === 'optimize') throw new PermanentJobError('wrong_lane', 'This worker takes no optimize jobs.');
     const item: ExecItem = { packDir: pack.dir, spec: data.spec };
     let seed: number | undefined;
     if (data.source.kind === 'seed') item.seed = seed = data.source.seed;

@@ -60,6 +60,7 @@ export async function makeTestBot(options: Partial<AppOptions> = {}): Promise<Ap
       engineModule: FAKE_ENGINE,
       batchWindowMs: 2,
       tuning: { ...queueTuning(loadConfig({})), backoffMs: 50 },
+      optimize: 'off', // no PyTorch probe for the fake engine (test/optimize.test.ts serves optimize jobs)
       ...options,
     }),
   );

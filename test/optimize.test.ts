@@ -20,7 +20,12 @@ import type { EditJobData } from '../src/jobs/types.ts';
 import { MemoryStore } from '../src/state/store.ts';
 import { advertise, capableWorker } from '../src/state/capabilities.ts';
 import type { PlaygroundMessage } from '../src/adapters/playground/index.ts';
-import { dropPrefix, spawnStyleclip, tinyPackDir, uniquePrefix, waitExit } from './helpers/core-bot.ts';
+import { startDiscordAdapter } from '../src/adapters/discord/index.ts';
+import type { ResultImage } from '../src/core/types.ts';
+import pino from 'pino';
+import { FakeDiscord } from './fakes/discord/fake-discord.ts';
+import { StubCore } from './fakes/discord/stub-core.ts';
+import { collectUpdates, ctxFor, dropPrefix, makeTestBot, spawnStyleclip, targetFor, tinyPackDir, uniquePrefix, waitExit } from './helpers/core-bot.ts';
 
 const REDIS = 'redis://127.0.0.1:6379';
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -292,10 +297,21 @@ describe('method:optimize end to end (playground, Redis, styleclip worker)', () 
     expect(childrenOf(second.pid!)).toEqual([]);
     expect(second.output()).toMatch(/"code":"cancelled"/);
 
-    // SIGTERM: the worker hands nothing half-done back to Redis and exits 0.
+    // SIGTERM mid-run: the worker stops its PyTorch process, hands the job back to the queue (no try used)
+    // and exits 0; the next worker runs it and the user gets one reply.
+    const handed = await d.post('/styleclip purple hair method:optimize steps:60 seed:7');
+    await d.reply(handed.id, (m) => m.status === 'running' && !!m.previewUrl, 'a preview');
     second.kill('SIGTERM');
     expect(await waitExit(second)).toBe(0);
-  }, 300_000);
+    expect(second.output()).toMatch(/"msg":"worker stopped"/);
+    const third = await d.startWorker();
+    await waitOptimizer(third);
+    const rerun = await d.reply(handed.id, d.isFinal, 'the handed-back job');
+    expect(rerun.status, rerun.text).toBe('completed');
+    const after = await (await fetch(`${d.bot.url}/metrics`)).text();
+    expect(after).toMatch(/styleclip_jobs_total\{status="completed"\} 2\n/);
+    expect(after).toMatch(/styleclip_jobs_total\{status="cancelled"\} 1\n/);
+  }, 400_000);
 
   it('a worker without PyTorch: it says why at start, the command says so at once, and edits still run', async () => {
     const d = await deployment('opt-notorch', { STYLECLIP_PYTHON: '/bin/false' });
@@ -306,6 +322,25 @@ describe('method:optimize end to end (playground, Redis, styleclip worker)', () 
     const edit = await d.post('/styleclip purple hair strength:2 seed:1');
     expect((await d.reply(edit.id, d.isFinal)).status).toBe('completed');
   }, 120_000);
+});
+
+describe('embedded (styleclip start without Redis)', () => {
+  it('runs optimize jobs in process when PyTorch is here, and stops one past the time budget with one line', async () => {
+    const bot = await makeTestBot({ packDir: tinyPackDir(), optimize: 'auto', optimizeBudgetS: 1 });
+    const updates = collectUpdates(bot);
+    try {
+      await waitFor('the optimize capability', async () => ((await capableWorker(bot.store, 'optimize')) ? true : undefined));
+      const ctx = ctxFor('carol');
+      const reply = await bot.invoke('styleclip', { kind: 'text', text: 'purple hair method:optimize steps:300 seed:2' }, ctx, targetFor(ctx));
+      expect(reply.job, reply.text).toBeDefined();
+      const final = await updates.final(reply.job!.id, 120_000);
+      expect(final.status).toBe('failed');
+      expect(final.text).toMatch(/^Edit failed: The optimization ran past this worker's 1 s budget \(stopped at step \d+ of 300\); try fewer steps\.$/);
+    } finally {
+      await bot.close();
+    }
+    expect(await capableWorker(bot.store, 'optimize')).toBeNull();
+  }, 180_000);
 });
 
 describe('an ArcFace checkpoint with a malicious pickle', () => {
@@ -335,4 +370,39 @@ describe('an ArcFace checkpoint with a malicious pickle', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   }, 120_000);
+});
+
+describe('Discord shows optimize previews', () => {
+  it("progress edits of an optimize job carry its latest preview image; the result replaces it", async () => {
+    const discord = await new FakeDiscord().start();
+    class PreviewCore extends StubCore {
+      async previewImage(jobId: string): Promise<ResultImage | null> {
+        return { bytes: Buffer.from(`preview:${jobId}`), mime: 'image/png', filename: `${jobId}-preview.png` };
+      }
+    }
+    const core = new PreviewCore();
+    const adapter = await startDiscordAdapter(core, { DISCORD_TOKEN: discord.botToken, DISCORD_API_BASE: discord.apiBase }, {
+      throttleMs: 100,
+      reactionDebounceMs: 100,
+      logger: pino({ level: 'silent' }),
+    });
+    try {
+      const user = { id: '100000000000000001', username: 'alice' };
+      const interactionId = discord.runSlashCommand({ user, channelId: discord.textChannelId, name: 'styleclip', options: { prompt: 'purple hair', method: 'optimize' } });
+      const message = await discord.waitFor(() => discord.original(interactionId)?.content.startsWith('Queued') && discord.original(interactionId), 5000, 'queued reply');
+      const jobId = `discord:${interactionId}`;
+      core.emit(jobId, { status: 'running', progress: 5, text: 'Running **purple hair** · optimize… 5%' });
+      await discord.waitFor(() => message.content.endsWith('5%'), 5000, 'start progress');
+      expect(message.attachments).toEqual([]);
+      core.emit(jobId, { status: 'running', progress: 40, preview: true, text: 'Running **purple hair** · optimize… 40%' });
+      await discord.waitFor(() => message.content.endsWith('40%'), 5000, 'preview progress');
+      expect(message.attachments.map((a) => [a.filename, a.data.toString()])).toEqual([[`${jobId}-preview.png`, `preview:${jobId}`]]);
+      core.complete(jobId);
+      await discord.waitFor(() => message.content.startsWith('curly hair · global'), 5000, 'result');
+      expect(message.attachments.map((a) => [a.filename, a.data.toString()])).toEqual([['styleclip.png', `png:${jobId}`]]);
+    } finally {
+      await adapter.close();
+      await discord.close();
+    }
+  });
 });

@@ -13,6 +13,7 @@ import { MemoryStore, type Store } from '../state/store.ts';
 import { RedisStore } from '../state/redis-store.ts';
 import type { WorkerService } from '../worker/service.ts';
 import { startWorker } from '../worker/start.ts';
+import type { GradientStatus, WorkerWithGradients } from '../worker/gradient-start.ts';
 import type { Config } from '../config.ts';
 
 export interface AppOptions
@@ -45,6 +46,11 @@ export class App extends Bot {
     private readonly worker: WorkerService | null,
   ) {
     super(bot);
+  }
+
+  /** The in-process worker's gradient lane (optimize jobs): on, probing, unavailable (why) or off. */
+  gradients(): GradientStatus | null {
+    return (this.worker as WorkerWithGradients | null)?.gradients?.() ?? null;
   }
 
   /** The in-process worker's throughput, when there is one. */

@@ -134,7 +134,7 @@ async function serve(role: 'start' | 'bot', argv: string[]): Promise<number> {
     port: config.port,
     health: async () => {
       await bot.store.get('healthz'); // throws while Redis is unreachable → 503
-      return { ok: true, role, queue: config.redisUrl ? 'redis' : 'memory', pack: pack.name, untrained: pack.untrained, worker: bot.workerStats() };
+      return { ok: true, role, queue: config.redisUrl ? 'redis' : 'memory', pack: pack.name, untrained: pack.untrained, worker: bot.workerStats(), gradients: bot.gradients() };
     },
     metrics: async () => ({ contentType: bot.metrics.contentType, text: await bot.metricsText() }),
     routes: playground?.routes,

@@ -57,8 +57,13 @@ function runProbe(env: NodeJS.ProcessEnv): Promise<TorchProbe> {
 export interface OptimizeRequest {
   packDir: string;
   prompt: string;
-  /** Start from this seed's face (ψ 0.7 toward w_avg, the engine's `generate --seed N --truncation 0.7`)… */
+  /**
+   * Start from this seed's face… Served jobs pass no truncation (ψ 1): seed N is then the same face as in every
+   * other method's job (the engine samples with ψ 1); the toolkit's own default is the official 0.7.
+   */
   seed?: number;
+  /** ψ for a seed start (default 1, see `seed`). */
+  truncation?: number;
   /** …or from this W+ (numWs rows of wDim, float32). */
   latent?: { data: Float32Array; numWs: number; wDim: number };
   steps: number;
@@ -142,7 +147,7 @@ export function startOptimization(req: OptimizeRequest, hooks: OptimizeHooks = {
         await fs.writeFile(path.join(dir, 'start.npy'), formatNpy([1, numWs, wDim], data));
         args.push('--latent', path.join(dir, 'start.npy'));
       } else {
-        args.push('--seed', String(req.seed ?? 0));
+        args.push('--seed', String(req.seed ?? 0), '--truncation', String(req.truncation ?? 1));
       }
       if (stopped) return { kind: 'stopped', reason: stopped, step: 0 };
       child = spawn('bash', args, { env: hooks.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });

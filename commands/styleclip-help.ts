@@ -14,6 +14,9 @@ const command: Command = {
         `\`strength:N\` (${settings.strengthMin} to ${settings.strengthMax}), \`threshold:0.15\` (0 to 1, global method), ` +
         '`seed:N` (which face), `source:JOB_ID` (edit a previous result; replying to it works too), `neutral:"a face"`.',
       `Example: \`/styleclip blue eyes strength:3 seed:7\`.`,
+      settings.optimize
+        ? `\`method:optimize steps:N\` (1 to ${settings.optimizeStepsMax}) runs the slow gradient optimization on a worker with PyTorch, with previews; ➕/➖ on its result loosen/tighten its pull toward the start.`
+        : '`method:optimize` is turned off on this server.',
       `React ➕ on your result for stronger (×${NUDGE_FACTOR}), ➖ for weaker, ❌ to delete or cancel.`,
       '`/styleclip-info` shows your queue and running jobs; `/styleclip-cancel` cancels them.',
       '`/styleclip-admin show` shows this server\'s settings (admins can change them).',

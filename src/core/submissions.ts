@@ -4,6 +4,7 @@ import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { JobQueue } from '../jobs/queue.ts';
 import type { EditJobData } from '../jobs/types.ts';
+import { laneOf } from '../jobs/lanes.ts';
 import { getJSON, setJSON, type Store } from '../state/store.ts';
 import { keys } from '../state/keys.ts';
 import { capableWorker } from '../state/capabilities.ts';
@@ -131,7 +132,9 @@ export class Submissions {
       log.error({ jobId: data.jobId, err: (err as Error).message }, 'queueing failed');
       return refuse(UNAVAILABLE);
     }
-    const position = inFlight.filter((j) => j.state === 'waiting' && (j.data.priority ?? 1) <= data.priority!).length + 1;
+    // Its place in its own lane (optimize jobs wait only behind optimize jobs: src/jobs/lanes.ts).
+    const lane = laneOf(data);
+    const position = inFlight.filter((j) => j.state === 'waiting' && laneOf(j.data) === lane && (j.data.priority ?? 1) <= data.priority!).length + 1;
     this.o.events.queuedAt(data.jobId, position);
     log.info({ jobId: data.jobId, scope: data.scope, user: data.requesterId, method: data.spec.method }, 'job queued');
     return { text: `Queued ${describeSpec(data.spec)} — position ${position}. Job ${data.jobId}.`, job: { id: data.jobId, position } };

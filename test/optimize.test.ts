@@ -325,7 +325,34 @@ describe('method:optimize end to end (playground, Redis, styleclip worker)', () 
 });
 
 describe('embedded (styleclip start without Redis)', () => {
-  it('runs optimize jobs in process when PyTorch is here, and stops one past the time budget with one line', async () => {
+  it('runs optimize jobs in process, and follow-ups start from their W+: optimize again, or another method', async () => {
+    const bot = await makeTestBot({ packDir: tinyPackDir(), optimize: 'auto' });
+    const updates = collectUpdates(bot);
+    const run = async (text: string) => {
+      const ctx = ctxFor('dave');
+      const reply = await bot.invoke('styleclip', { kind: 'text', text }, ctx, targetFor(ctx));
+      expect(reply.job, reply.text).toBeDefined();
+      return updates.final(reply.job!.id, 120_000);
+    };
+    try {
+      await waitFor('the optimize capability', async () => ((await capableWorker(bot.store, 'optimize')) ? true : undefined));
+      const first = await run('purple hair method:optimize steps:5 seed:2');
+      expect(first.status, first.text).toBe('completed');
+      const again = await run(`purple hair method:optimize steps:5 source:${first.jobId}`);
+      expect(again.status, again.text).toBe('completed');
+      expect(again.text).toMatch(/optimize · 5 steps · .* seed 2 /);
+      const edited = await run(`smile strength:2 source:${again.jobId}`);
+      expect(edited.status, edited.text).toBe('completed');
+      // A global result lives in StyleSpace: optimizing from it is refused at once.
+      const ctx = ctxFor('dave');
+      const refused = await bot.invoke('styleclip', { kind: 'text', text: `x method:optimize source:${edited.jobId}` }, ctx, targetFor(ctx));
+      expect(refused.text).toMatch(/^method:optimize works on W\+ latents; .* is a global \(StyleSpace\) edit\./);
+    } finally {
+      await bot.close();
+    }
+  }, 240_000);
+
+  it('stops a run past the time budget with one line', async () => {
     const bot = await makeTestBot({ packDir: tinyPackDir(), optimize: 'auto', optimizeBudgetS: 1 });
     const updates = collectUpdates(bot);
     try {

@@ -213,6 +213,9 @@ async function supervise(
         reads.push(read);
       } else if (event.event === 'done') {
         done = event;
+      } else if (event.event === 'cancelled' && stopped()) {
+        // The loop has stopped and wrote nothing: no need to wait for PyTorch's slow interpreter teardown.
+        child.kill('SIGKILL');
       }
     }
   });

@@ -1,21 +1,30 @@
-// /styleclip-admin — server settings: pack, method, strength bounds, threshold, blocked words, channels, limits.
+// /styleclip-admin — server settings: pack, method, strength bounds, threshold, blocked words, channels, limits,
+// spoiler.
 // Anyone may `show`; only admins (as the platform says) may change anything. Changes are audited.
 import { refuse, type Command } from '../src/core/command.ts';
+import type { PackSummary } from '../src/engine/types.ts';
 import { applySetting, DEFAULT_SETTINGS, SETTING_KEYS, type ServerSettings, SettingsError } from '../src/state/settings.ts';
 
 const keyChoices = SETTING_KEYS.map((k) => ({ name: k, value: k }));
 
-function show(s: ServerSettings, packName: string): string {
-  const fmt = (v: unknown) => (v === null ? 'default' : Array.isArray(v) ? (v.length ? v.join(', ') : 'none') : String(v));
+/** The settings as a person reads them: a default left to the pack shows the pack's value, and says so. */
+function show(s: ServerSettings, pack: PackSummary): string {
+  const packStrength = Math.min(s.strengthMax, Math.max(s.strengthMin, pack.defaults.strength));
+  const strengthDefault =
+    s.strengthDefault !== null
+      ? String(s.strengthDefault)
+      : `${packStrength} (the pack's${packStrength === pack.defaults.strength ? '' : ` ${pack.defaults.strength}, kept within the range`}; mapper edits 1)`;
+  const threshold = (t: number | 'auto') => (t === 'auto' ? 'automatic' : String(t));
   return [
-    `pack: ${s.pack ?? `default (${packName})`}`,
+    `pack: ${s.pack ?? `${pack.name} (the deployment's)`}`,
     `method: ${s.method}`,
-    `strength: ${s.strengthMin} to ${s.strengthMax}, default ${fmt(s.strengthDefault)}`,
-    `threshold: ${fmt(s.threshold)}`,
+    `strength: ${s.strengthMin} to ${s.strengthMax}, default ${strengthDefault}`,
+    `threshold: ${s.threshold === null ? `${threshold(pack.defaults.threshold ?? 'auto')} (the pack's)` : threshold(s.threshold)}`,
     `channels: ${s.channels.length ? s.channels.join(', ') : 'all'}`,
     `blocked words: ${s.blockedWords.length}`,
     `optimize: ${s.optimize ? 'on' : 'off'}, up to ${s.optimizeStepsMax} steps, l2 ${s.optimizeL2}, id ${s.optimizeId}`,
     `limits per user: ${s.userRunning} running + ${s.userWaiting} waiting; per server: ${s.serverRunning} running + ${s.serverWaiting} waiting`,
+    `spoiler: ${s.spoiler ? 'on (results are hidden until someone asks to see them)' : 'off'}`,
   ].join('\n');
 }
 
@@ -65,7 +74,7 @@ const command: Command = {
     if (ctx.serverId === null) return refuse('Settings are per server: run this in a server channel, not a DM.');
     const scope = services.scope(ctx);
     const { settings, pack } = await services.serverSettings(ctx);
-    if (subcommand === 'show') return { text: show(settings, pack.name), ephemeral: true };
+    if (subcommand === 'show') return { text: show(settings, pack), ephemeral: true };
     if (!ctx.isPlatformAdmin) return refuse('Only server admins can change StyleCLIP settings.');
 
     const by = { id: ctx.user.id, name: ctx.user.name };
@@ -75,7 +84,7 @@ const command: Command = {
           const key = String(options.key);
           const next = applySetting(settings, key, String(options.value), services.packs);
           await services.settings.save(scope, next, by, `set ${key} = ${options.value}`);
-          return { text: `Set ${key}.\n${show(next, pack.name)}`, ephemeral: true };
+          return { text: `Set ${key}.\n${show(next, (next.pack && services.packs.get(next.pack)) || services.packs.defaultPack)}`, ephemeral: true };
         }
         case 'reset': {
           const key = String(options.key);
@@ -84,7 +93,7 @@ const command: Command = {
           else if (key === 'channels') next = { ...settings, channels: [] };
           else next = applySetting(settings, key, defaultValue(key), services.packs);
           await services.settings.save(scope, next, by, `reset ${key}`);
-          return { text: `Reset ${key}.\n${show(next, pack.name)}`, ephemeral: true };
+          return { text: `Reset ${key}.\n${show(next, (next.pack && services.packs.get(next.pack)) || services.packs.defaultPack)}`, ephemeral: true };
         }
         case 'block':
         case 'unblock': {
@@ -135,6 +144,7 @@ function defaultValue(key: string): string {
     'optimize-steps-max': d.optimizeStepsMax,
     'optimize-l2': d.optimizeL2,
     'optimize-id': d.optimizeId,
+    spoiler: d.spoiler ? 'on' : 'off',
   };
   return String(map[key]);
 }

@@ -15,6 +15,14 @@ export interface Config {
   batchSize: number;
   batchWindowMs: number;
   resultTtlS: number;
+  /**
+   * REDIS_OUTAGE_MS: how long a Redis outage is ridden out. Workers hold running jobs and retry their writes
+   * this long (then hand them back to the queue, no try spent); past it the bot tells users whose jobs are
+   * waiting that their edit is delayed until Redis is back.
+   */
+  outageMs: number;
+  /** WATCHDOG_SWEEP_MS: how often the bot checks that the jobs it awaits still exist in the queue. */
+  watchdogMs: number;
   /** Redis key prefix for state and BullMQ (STYLECLIP_REDIS_PREFIX), so several deployments can share a Redis. */
   redisPrefix: string;
   /** BullMQ job lock (WORKER_LOCK_MS): a worker silent this long is presumed dead and its jobs rerun elsewhere. */
@@ -98,6 +106,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, root = process.
     batchSize: int(env, 'WORKER_BATCH_SIZE', defaultBatchSize(device), 1, 256),
     batchWindowMs: int(env, 'WORKER_BATCH_WINDOW_MS', 5, 0, 10_000),
     resultTtlS: int(env, 'RESULT_TTL_S', 7 * 24 * 3600, 60, 365 * 24 * 3600),
+    outageMs: int(env, 'REDIS_OUTAGE_MS', 60_000, 1000, 3_600_000),
+    watchdogMs: int(env, 'WATCHDOG_SWEEP_MS', 15_000, 100, 600_000),
     redisPrefix: prefix(env),
     lockMs: int(env, 'WORKER_LOCK_MS', 30_000, 1000, 3_600_000),
     shutdownTimeoutMs: int(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 3_600_000),

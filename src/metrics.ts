@@ -54,6 +54,34 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly redisUp = new Gauge({
+    name: 'styleclip_redis_up',
+    help: 'Whether this process reaches Redis now (1) or not (0); absent in embedded mode',
+    registers: [this.registry],
+  });
+  readonly redisOutages = new Counter({
+    name: 'styleclip_redis_outages_total',
+    help: 'Times this process lost its Redis connection (one per outage, however many calls failed meanwhile)',
+    registers: [this.registry],
+  });
+  readonly riddenOut = new Counter({
+    name: 'styleclip_jobs_ridden_out_total',
+    help: 'Jobs that met a Redis outage while a worker ran them, by outcome: finished = written once Redis was back, no try spent; handed_back = the outage outlasted REDIS_OUTAGE_MS, the job went back to the queue with no try spent',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly lostJobs = new Counter({
+    name: 'styleclip_jobs_lost_total',
+    help: 'Jobs the bot awaited that the queue no longer knew or never reported, found by the watchdog, by what it did: requeued (Redis lost its data; the bot re-queued the request it holds), told (the user was told to run it again), recovered (the job had finished but its event was missed: the result was delivered)',
+    labelNames: ['action'] as const,
+    registers: [this.registry],
+  });
+  readonly awaited = new Gauge({
+    name: 'styleclip_jobs_awaited',
+    help: "Jobs this bot process submitted and still awaits a final reply for (the watchdog's list)",
+    registers: [this.registry],
+  });
+
   constructor(options: { defaults?: boolean } = {}) {
     if (options.defaults) collectDefaultMetrics({ register: this.registry });
   }

@@ -77,71 +77,111 @@ describe('validation through the core', () => {
   });
   afterAll(() => bot.close());
 
-  it('refuses bad requests with a clear message and queues nothing', async () => {
-    const refusals: [string, string, RegExp][] = [
-      ['styleclip', 'curly hair colour:red', /^Unknown option "colour:"/],
-      ['styleclip', 'a forbidden smile', /blocked on this server/],
-      ['styleclip', 'a Red Hat', /blocked on this server/],
-      ['styleclip', 'smile strength:9', /strength 9 is outside this server's range -10 to 6/],
-      ['styleclip', 'smile method:mapper', /has no mapper for "smile"\. Mappers: curly hair/],
-      ['styleclip', 'smile seed:1 source:playground-x', /either seed or source/],
-      ['styleclip', 'smile source:playground-nothing', /No finished result with id "playground-nothing"/],
-      ['styleclip-admin', 'set strength-max 3', /^Only server admins/],
-      ['styleclip-admin', 'block anything', /^Only server admins/],
-      ['styleclip-nope', '', /^Unknown command/],
-    ];
-    for (const [name, text, expected] of refusals) {
+  describe.each<[string, string, RegExp]>([
+    ['styleclip', 'curly hair colour:red', /^Unknown option "colour:"/],
+    ['styleclip', 'a forbidden smile', /blocked on this server/],
+    ['styleclip', 'a Red Hat', /blocked on this server/],
+    ['styleclip', 'smile strength:9', /strength 9 is outside this server's range -10 to 6/],
+    ['styleclip', 'smile method:mapper', /has no mapper for "smile"\. Mappers: curly hair/],
+    ['styleclip', 'smile seed:1 source:playground-x', /either seed or source/],
+    ['styleclip', 'smile source:playground-nothing', /No finished result with id "playground-nothing"/],
+    ['styleclip-admin', 'set strength-max 3', /^Only server admins/],
+    ['styleclip-admin', 'block anything', /^Only server admins/],
+    ['styleclip-nope', '', /^Unknown command/],
+  ])('/%s %s', (name, text, expected) => {
+    it(`is refused privately: ${expected}`, async () => {
       const reply = await run(name, text);
       expect(reply.error, `${name} ${text}`).toBe(true);
       expect(reply.ephemeral).toBe(true);
       expect(reply.text).toMatch(expected);
       expect(reply.job).toBeUndefined();
-    }
-    expect(await bot.queue.inFlight()).toEqual([]);
-    expect(bot.workerStats()).toMatchObject({ jobs: 0, batches: 0 });
-    // The non-admin attempt changed nothing.
+    });
+
+    it('queues nothing, and the worker runs nothing', async () => {
+      await run(name, text);
+      expect(await bot.queue.inFlight()).toEqual([]);
+      expect(bot.workerStats()).toMatchObject({ jobs: 0, batches: 0 });
+    });
+  });
+
+  it('a non-admin’s attempt at a setting changes nothing', async () => {
+    await run('styleclip-admin', 'set strength-max 3');
     expect((await run('styleclip-admin', 'show')).text).toContain('strength: -10 to 6');
   });
 
-  it('refuses in channels the admin did not enable, and admin settings in DMs', async () => {
+  it('refuses edits in channels the admin did not enable, naming the enabled ones', async () => {
     await run('styleclip-admin', 'set channels c9, c10', adminCtx());
-    const reply = await run('styleclip', 'smile');
-    expect(reply).toMatchObject({ error: true, text: expect.stringMatching(/not enabled in this channel.*c9, c10/) });
-    await run('styleclip-admin', 'set channels all', adminCtx());
+    try {
+      const reply = await run('styleclip', 'smile');
+      expect(reply).toMatchObject({ error: true, text: expect.stringMatching(/not enabled in this channel.*c9, c10/) });
+      expect(await bot.queue.inFlight()).toEqual([]);
+    } finally {
+      await run('styleclip-admin', 'set channels all', adminCtx());
+    }
+  });
+
+  it('refuses admin settings in DMs', async () => {
     const dm = await run('styleclip-admin', 'set method global', ctxFor('root', { isPlatformAdmin: true, serverId: null }));
     expect(dm).toMatchObject({ error: true, text: expect.stringMatching(/not a DM/) });
-    expect(await bot.queue.inFlight()).toEqual([]);
   });
 
-  it('checks setting values and keeps bounds consistent', async () => {
-    const a = adminCtx();
-    expect((await run('styleclip-admin', 'set strength-min 7', a)).text).toMatch(/strength-min \(7\) must not be above strength-max \(6\)/);
-    expect((await run('styleclip-admin', 'set threshold 3', a)).text).toMatch(/threshold must be from 0 to 1/);
-    expect((await run('styleclip-admin', 'set user-waiting -1', a)).text).toMatch(/whole number from 0 to 10000/);
+  it.each<[string, RegExp]>([
+    ['set strength-min 7', /strength-min \(7\) must not be above strength-max \(6\)/],
+    ['set threshold 3', /threshold must be from 0 to 1/],
+    ['set user-waiting -1', /whole number from 0 to 10000/],
     // Beyond the engine's |α| limit a job would be queued only to fail in the worker.
-    expect((await run('styleclip-admin', 'set strength-max 60', a)).text).toMatch(/strength-max 60 is out of range: use −50…50/);
-    expect((await run('styleclip-admin', 'set strength-min -51', a)).text).toMatch(/strength-min -51 is out of range: use −50…50/);
-    expect((await run('styleclip-admin', 'set pack nope', a)).text).toMatch(/No pack named "nope"\. Available: testpack/);
-    const log = await run('styleclip-admin', 'log', a);
+    ['set strength-max 60', /strength-max 60 is out of range: use −50…50/],
+    ['set strength-min -51', /strength-min -51 is out of range: use −50…50/],
+    ['set pack nope', /No pack named "nope"\. Available: testpack/],
+  ])('checks the value of /styleclip-admin %s', async (text, expected) => {
+    expect((await run('styleclip-admin', text, adminCtx())).text).toMatch(expected);
+  });
+
+  it('logs admin changes, without the blocked words themselves', async () => {
+    const log = await run('styleclip-admin', 'log', adminCtx());
     expect(log.text).toMatch(/root: set strength-max = 6/);
     expect(log.text).toMatch(/root: block 2 word\(s\)/);
-    expect(log.text).not.toMatch(/forbidden/); // the words themselves stay out of the log
+    expect(log.text).not.toMatch(/forbidden/);
   });
 
-  it('picks the mapper for a prompt that has one (method auto) and global otherwise', async () => {
+  it('picks the mapper for a prompt that has one (method auto)', async () => {
     const ctx = ctxFor('bob');
     const mapper = await bot.invoke('styleclip', { kind: 'options', options: { prompt: 'Curly Hair', seed: 1 } }, ctx, targetFor(ctx));
     expect(mapper.text).toMatch(/^Queued \*\*Curly Hair\*\* · mapper · strength 1 /);
-    const ctx2 = ctxFor('bob');
-    const global = await bot.invoke('styleclip', { kind: 'text', text: 'blue eyes seed:2' }, ctx2, targetFor(ctx2));
+  });
+
+  it('picks global for a prompt without a mapper (method auto)', async () => {
+    const global = await run('styleclip', 'blue eyes seed:2', ctxFor('bob'));
     expect(global.text).toMatch(/^Queued \*\*blue eyes\*\* · global · strength 4\.1 · threshold auto/);
   });
 
-  it('help and info answer privately', async () => {
+  it('show reads naturally: a default left to the pack says the pack\'s value', async () => {
+    const shown = (await run('styleclip-admin', 'show')).text;
+    expect(shown).toContain("strength: -10 to 6, default 4.1 (the pack's; mapper edits 1)");
+    expect(shown).toContain("threshold: automatic (the pack's)");
+    expect(shown).toContain("pack: testpack (the deployment's)");
+    expect(shown).not.toMatch(/default default|: default\b/);
+    const set = (await run('styleclip-admin', 'set strength-default 2', adminCtx())).text;
+    expect(set).toContain('strength: -10 to 6, default 2\n');
+    const capped = (await run('styleclip-admin', 'set strength-max 3', adminCtx())).text;
+    expect(capped).toContain('strength: -10 to 3, default 2\n');
+    await run('styleclip-admin', 'reset strength-default', adminCtx());
+    expect((await run('styleclip-admin', 'show')).text).toContain("default 3 (the pack's 4.1, kept within the range; mapper edits 1)");
+    await run('styleclip-admin', 'set strength-max 6', adminCtx());
+    expect(shown).toContain('spoiler: off');
+    expect((await run('styleclip-admin', 'set spoiler maybe', adminCtx())).text).toBe('spoiler must be on or off.');
+    expect((await run('styleclip-admin', 'set spoiler on', adminCtx())).text).toContain('spoiler: on (results are hidden until someone asks to see them)');
+    expect((await run('styleclip-admin', 'reset spoiler', adminCtx())).text).toContain('spoiler: off');
+  });
+
+  it('answers help privately, with an example and a word on untrained packs', async () => {
     const help = await run('styleclip-help', '');
     expect(help).toMatchObject({ ephemeral: true });
     expect(help.text).toContain('/styleclip curly hair');
     expect(help.text).toContain('untrained');
+  });
+
+  it('tells a user their limits in /styleclip-info', async () => {
     const info = await run('styleclip-info', '', ctxFor('bob'));
     expect(info.text).toMatch(/Your limit: 3 running \+ 10 waiting/);
   });

@@ -45,54 +45,109 @@ describe('discord adapter', () => {
     expect(discord.identifiedIntents & ((1 << 1) | (1 << 8) | (1 << 15))).toBe(0);
   });
 
-  it('fails to start with a one-line reason: no token, wrong token', async () => {
-    await expect(startDiscordAdapter(core, {})).rejects.toThrow(/^DISCORD_TOKEN is not set/);
-    await expect(startDiscordAdapter(core, { DISCORD_TOKEN: 't', DISCORD_API_BASE: 'localhost:3000/api' })).rejects.toThrow(
-      'DISCORD_API_BASE: expected an http(s) URL without the version, got "localhost:3000/api"',
-    );
-    await expect(startDiscordAdapter(core, { DISCORD_TOKEN: 'wrong', DISCORD_API_BASE: discord.apiBase }, { logger: pino({ level: 'silent' }) })).rejects.toThrow(/^Discord login failed: An invalid token was provided/);
+  describe('fails to start with a one-line reason', () => {
+    it('without a token', async () => {
+      await expect(startDiscordAdapter(core, {})).rejects.toThrow(/^DISCORD_TOKEN is not set/);
+    });
+
+    it('with an API base that is not an http(s) URL', async () => {
+      await expect(startDiscordAdapter(core, { DISCORD_TOKEN: 't', DISCORD_API_BASE: 'localhost:3000/api' })).rejects.toThrow(
+        'DISCORD_API_BASE: expected an http(s) URL without the version, got "localhost:3000/api"',
+      );
+    });
+
+    it('with a wrong token', async () => {
+      await expect(startDiscordAdapter(core, { DISCORD_TOKEN: 'wrong', DISCORD_API_BASE: discord.apiBase }, { logger: pino({ level: 'silent' }) })).rejects.toThrow(/^Discord login failed: An invalid token was provided/);
+    });
   });
 
-  it('defers, passes typed options and context, then shows progress and the result with seeds', async () => {
-    const { interactionId, message, jobId } = await styleclip(alice, discord.textChannelId, { strength: 3.5, seed: 7 });
-    expect(discord.interaction(interactionId).callbacks.map((c) => [c.type, c.status])).toEqual([[5, 200]]);
-    const call = core.invocations.find((c) => c.ctx.requestId === interactionId)!;
-    expect(call.input).toEqual({ kind: 'options', options: { prompt: 'curly hair', strength: 3.5, seed: 7 } });
-    expect(call.ctx).toMatchObject({ platform: 'discord', serverId: discord.guildId, channelId: discord.textChannelId, user: { id: alice.id }, isPlatformAdmin: false });
-    expect(call.target).toEqual({ platform: 'discord', channelId: discord.textChannelId, messageId: message.id });
+  describe('/styleclip curly hair strength:3.5 seed:7, a burst of progress, then the result', () => {
+    let run: Awaited<ReturnType<typeof styleclip>>;
+    let call: StubCore['invocations'][number];
+    let progressShown: string[];
+    beforeAll(async () => {
+      run = await styleclip(alice, discord.textChannelId, { strength: 3.5, seed: 7 });
+      const { interactionId, message, jobId } = run;
+      call = core.invocations.find((c) => c.ctx.requestId === interactionId)!;
+      core.emit(jobId, { status: 'queued', position: 3 });
+      for (let p = 10; p <= 90; p += 10) core.emit(jobId, { status: 'running', progress: p });
+      await discord.waitFor(() => message.content.includes('90%'), 5000, 'progress edit');
+      progressShown = message.history.filter((h) => h.content.includes('%') || h.content.includes('Queued (#')).map((h) => h.content);
+      core.complete(jobId);
+      await discord.waitFor(() => message.reactions.get('❌')?.includes(discord.bot.id), 5000, 'seed reactions');
+    });
 
-    // A burst of progress collapses into one throttled edit showing the latest value.
-    core.emit(jobId, { status: 'queued', position: 3 });
-    for (let p = 10; p <= 90; p += 10) core.emit(jobId, { status: 'running', progress: p });
-    await discord.waitFor(() => message.content.includes('90%'), 5000, 'progress edit');
-    expect(message.history.filter((h) => h.content.includes('%') || h.content.includes('Queued (#')).map((h) => h.content)).toEqual(['🎨 Editing… 90%']);
+    it('defers the interaction', () => {
+      expect(discord.interaction(run.interactionId).callbacks.map((c) => [c.type, c.status])).toEqual([[5, 200]]);
+    });
 
-    core.complete(jobId);
-    await discord.waitFor(() => message.reactions.get('❌')?.includes(discord.bot.id), 5000, 'seed reactions');
-    expect(message.content).toBe('curly hair · global · strength 3.5 · seed 1');
-    expect(message.attachments.map((a) => [a.filename, a.data.toString()])).toEqual([['styleclip.png', `png:${jobId}`]]);
-    expect([...message.reactions.keys()]).toEqual(['➕', '➖', '❌']);
-    expect(message.history.at(-1)?.via).toBe('webhook');
-    // The upload limit comes from the interaction's attachment_size_limit.
-    expect(core.imageRequests.find((r) => r.jobId === jobId)?.maxBytes).toBe(discord.sizeLimit);
+    it('passes the typed options to the core', () => {
+      expect(call.input).toEqual({ kind: 'options', options: { prompt: 'curly hair', strength: 3.5, seed: 7 } });
+    });
+
+    it('passes the invocation context to the core', () => {
+      expect(call.ctx).toMatchObject({ platform: 'discord', serverId: discord.guildId, channelId: discord.textChannelId, user: { id: alice.id }, isPlatformAdmin: false });
+    });
+
+    it('names the deferred reply as the reply target', () => {
+      expect(call.target).toEqual({ platform: 'discord', channelId: discord.textChannelId, messageId: run.message.id });
+    });
+
+    it('collapses a burst of progress into one throttled edit showing the latest value', () => {
+      expect(progressShown).toEqual(['🎨 Editing… 90%']);
+    });
+
+    it('shows the result’s caption', () => {
+      expect(run.message.content).toBe('curly hair · global · strength 3.5 · seed 1');
+    });
+
+    it('attaches the result’s image', () => {
+      expect(run.message.attachments.map((a) => [a.filename, a.data.toString()])).toEqual([['styleclip.png', `png:${run.jobId}`]]);
+    });
+
+    it('offers ➕, ➖ and ❌ as reactions', () => {
+      expect([...run.message.reactions.keys()]).toEqual(['➕', '➖', '❌']);
+    });
+
+    it('edits the reply through the interaction webhook', () => {
+      expect(run.message.history.at(-1)?.via).toBe('webhook');
+    });
+
+    it('asks the core for an image within the interaction’s attachment_size_limit', () => {
+      expect(core.imageRequests.find((r) => r.jobId === run.jobId)?.maxBytes).toBe(discord.sizeLimit);
+    });
   });
 
-  it('re-runs stronger for the requester, ignores others, and collapses rapid repeats', async () => {
-    const { message, jobId } = await styleclip(alice);
-    core.complete(jobId);
-    await discord.waitFor(() => message.attachments.length === 1, 5000, 'first result');
+  describe('➕ on a result from bob, then three times from alice', () => {
+    let run: Awaited<ReturnType<typeof styleclip>>;
+    let linkAfterBob: string | undefined;
+    let newJob: string;
+    beforeAll(async () => {
+      run = await styleclip(alice);
+      const { message, jobId } = run;
+      core.complete(jobId);
+      await discord.waitFor(() => message.attachments.length === 1, 5000, 'first result');
+      discord.react(message.id, bob, '➕');
+      await discord.waitFor(() => core.nudges.some((n) => n.userId === bob.id && n.jobId === jobId), 5000, 'bob nudge');
+      linkAfterBob = core.links.get(message.id);
+      for (let k = 0; k < 3; k++) discord.react(message.id, alice, '➕');
+      newJob = await discord.waitFor(() => core.links.get(message.id) !== jobId && core.links.get(message.id), 5000, 'nudge job');
+      core.complete(newJob);
+      await discord.waitFor(() => message.content.includes('strength 5'), 5000, 'stronger result');
+    });
 
-    discord.react(message.id, bob, '➕'); // someone else: the core says no, nothing changes
-    await discord.waitFor(() => core.nudges.some((n) => n.userId === bob.id && n.jobId === jobId), 5000, 'bob nudge');
-    expect(core.links.get(message.id)).toBe(jobId);
+    it('changes nothing for bob, whom the core refuses', () => {
+      expect(linkAfterBob).toBe(run.jobId);
+    });
 
-    for (let k = 0; k < 3; k++) discord.react(message.id, alice, '➕');
-    const newJob = await discord.waitFor(() => core.links.get(message.id) !== jobId && core.links.get(message.id), 5000, 'nudge job');
-    expect(core.nudges.filter((n) => n.userId === alice.id && n.jobId === jobId)).toHaveLength(1);
-    expect(core.strength(newJob)).toBe(5);
-    core.complete(newJob);
-    await discord.waitFor(() => message.content.includes('strength 5'), 5000, 'stronger result');
-    expect(message.attachments.map((a) => a.data.toString())).toEqual([`png:${newJob}`]);
+    it('collapses alice’s rapid repeats into one nudge', () => {
+      expect(core.nudges.filter((n) => n.userId === alice.id && n.jobId === run.jobId)).toHaveLength(1);
+    });
+
+    it('re-runs stronger for alice, in the same message', () => {
+      expect(core.strength(newJob)).toBe(5);
+      expect(run.message.attachments.map((a) => a.data.toString())).toEqual([`png:${newJob}`]);
+    });
   });
 
   it('deletes its result on ❌ by the requester only', async () => {
@@ -136,12 +191,14 @@ describe('discord adapter', () => {
     }
   });
 
-  it('checks admin rights on the server side and keeps settings private', async () => {
+  it('checks admin rights on the server side, refusing privately', async () => {
     const denied = discord.runSlashCommand({ user: bob, channelId: discord.textChannelId, name: 'styleclip-settings', subcommand: 'set', options: { 'max-strength': 8 } });
     const msg = await discord.waitFor(() => discord.original(denied)?.embeds.length && discord.original(denied), 5000, 'refusal');
     expect(msg.flags & 64).toBe(64);
     expect(msg.embeds[0]).toMatchObject({ description: 'Only server admins (Manage Server) can change settings.' });
+  });
 
+  it('passes an admin’s settings to the core as a platform admin, answering privately', async () => {
     const allowed = discord.runSlashCommand({ user: admin, channelId: discord.textChannelId, name: 'styleclip-settings', subcommand: 'set', options: { 'max-strength': 8 }, permissions: Permission.ManageGuild });
     const ok = await discord.waitFor(() => discord.original(allowed)?.content === 'Settings saved.' && discord.original(allowed), 5000, 'saved');
     expect(ok.flags & 64).toBe(64);
@@ -149,7 +206,7 @@ describe('discord adapter', () => {
     expect(core.invocations.at(-1)?.ctx.isPlatformAdmin).toBe(true);
   });
 
-  it('works in DMs (no guild) and in threads', async () => {
+  it('works in DMs (no guild): commands and reactions', async () => {
     const dm = discord.dmChannel(alice);
     const inDm = await styleclip(alice, dm.id);
     const dmCall = core.invocations.find((c) => c.ctx.requestId === inDm.interactionId)!;
@@ -158,7 +215,9 @@ describe('discord adapter', () => {
     await discord.waitFor(() => inDm.message.reactions.has('➕'), 5000, 'DM result');
     discord.react(inDm.message.id, alice, '➖');
     await discord.waitFor(() => core.nudges.some((n) => n.jobId === inDm.jobId && n.nudge === 'weaker'), 5000, 'DM reaction');
+  });
 
+  it('works in threads, replying in the thread', async () => {
     const inThread = await styleclip(alice, discord.threadId);
     expect(core.invocations.find((c) => c.ctx.requestId === inThread.interactionId)?.target).toEqual({ platform: 'discord', channelId: discord.threadId, messageId: inThread.message.id, threadId: discord.threadId });
   });
@@ -169,8 +228,9 @@ describe('discord adapter', () => {
     core.complete(jobId);
     await discord.waitFor(() => message.attachments.length === 1, 5000, 'result');
     expect(message.history.at(-1)?.via).toBe('channel');
+  });
 
-    // An interaction older than 15 minutes: the adapter doesn't even try its token.
+  it('does not even try the token of an interaction older than 15 minutes', async () => {
     const before = discord.requests.length;
     const old = discord.runSlashCommand({ user: alice, channelId: discord.textChannelId, name: 'styleclip', options: { prompt: 'curly hair' }, ageMs: 16 * 60_000 });
     const oldMsg = await discord.waitFor(() => discord.original(old)?.content.startsWith('Queued') && discord.original(old), 5000, 'queued');
@@ -180,13 +240,15 @@ describe('discord adapter', () => {
     expect(discord.requests.slice(before).filter((r) => r.status === 401)).toEqual([]);
   });
 
-  it('absorbs 429s and gives up cleanly on missing permissions', async () => {
+  it('absorbs a 429 and delivers the result', async () => {
     const { message, jobId } = await styleclip(alice);
     discord.rateLimit('PATCH', /^\/webhooks\//, 0.2, 1);
     core.complete(jobId);
     await discord.waitFor(() => message.attachments.length === 1, 5000, 'result after 429');
     expect(discord.requests.some((r) => r.status === 429)).toBe(true);
+  });
 
+  it('gives up cleanly on missing permissions: cancels the job for its requester, and edits no more', async () => {
     const second = await styleclip(alice);
     discord.expireTokens();
     discord.channels.get(discord.textChannelId)!.botCanSend = false;

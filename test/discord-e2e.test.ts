@@ -65,30 +65,62 @@ describe('Discord end to end (in-process queue)', () => {
     await discord?.close();
   });
 
-  it('/styleclip curly hair: deferred, edited with the image; ➕ by others does nothing, by the requester re-runs stronger', async () => {
-    const id = command(discord, alice, 'styleclip', { prompt: 'curly hair', seed: 3 });
-    const message = await discord.waitFor(() => discord.original(id)?.attachments.length && discord.original(id), 30_000, 'result');
-    expect(discord.interaction(id).callbacks.map((c) => [c.type, c.status])).toEqual([[5, 200]]);
-    expect(message.content).toContain('curly hair');
-    expect(message.content).toContain('seed 3');
-    const first = message.attachments[0];
-    const meta = await sharp(first.data).metadata();
-    expect(meta.format).toBe('png');
-    expect(meta.width).toBe(bot.packs.defaultPack.resolution);
-    await discord.waitFor(() => message.reactions.get('❌')?.includes(discord.bot.id), 5000, 'seed reactions');
-    expect([...message.reactions.keys()]).toEqual(['➕', '➖', '❌']);
-    const before = strengthOf(message);
+  describe('/styleclip curly hair seed:3 from alice', () => {
+    let id: string;
+    let message: FakeMessage;
+    let first: FakeMessage['attachments'][number];
+    beforeAll(async () => {
+      id = command(discord, alice, 'styleclip', { prompt: 'curly hair', seed: 3 });
+      message = await discord.waitFor(() => discord.original(id)?.attachments.length && discord.original(id), 30_000, 'result');
+      first = message.attachments[0];
+      await discord.waitFor(() => message.reactions.get('❌')?.includes(discord.bot.id), 5000, 'seed reactions');
+    });
 
-    discord.react(message.id, bob, '➕');
-    await discord.waitFor(() => nudges.some((n) => n.userId === bob.id), 10_000, "bob's nudge");
-    expect(nudges.find((n) => n.userId === bob.id)?.reply).toBeNull();
+    it('is deferred at once', () => {
+      expect(discord.interaction(id).callbacks.map((c) => [c.type, c.status])).toEqual([[5, 200]]);
+    });
 
-    discord.react(message.id, alice, '➕');
-    discord.react(message.id, alice, '➕'); // a rapid repeat: still one job
-    await discord.waitFor(() => strengthOf(message) > before && message.attachments[0]?.id !== first.id && message.attachments.length === 1, 30_000, 'stronger result');
-    expect(nudges.filter((n) => n.userId === alice.id && n.reply?.job)).toHaveLength(1);
-    expect(message.attachments[0].data.equals(first.data)).toBe(false);
-    expect(message.deleted).toBe(false);
+    it('is answered in the deferred reply, captioned with the prompt and seed', () => {
+      expect(message.content).toContain('curly hair');
+      expect(message.content).toContain('seed 3');
+    });
+
+    it('attaches the image as a PNG at the pack’s resolution', async () => {
+      const meta = await sharp(first.data).metadata();
+      expect(meta.format).toBe('png');
+      expect(meta.width).toBe(bot.packs.defaultPack.resolution);
+    });
+
+    it('offers ➕, ➖ and ❌ as reactions', () => {
+      expect([...message.reactions.keys()]).toEqual(['➕', '➖', '❌']);
+    });
+
+    describe('then ➕ from bob, and twice in a row from alice', () => {
+      let before: number;
+      beforeAll(async () => {
+        before = strengthOf(message);
+        discord.react(message.id, bob, '➕');
+        await discord.waitFor(() => nudges.some((n) => n.userId === bob.id), 10_000, "bob's nudge");
+        discord.react(message.id, alice, '➕');
+        discord.react(message.id, alice, '➕'); // a rapid repeat
+        await discord.waitFor(() => strengthOf(message) > before && message.attachments[0]?.id !== first.id && message.attachments.length === 1, 30_000, 'stronger result');
+      });
+
+      it('does nothing for bob, who did not ask', () => {
+        expect(nudges.find((n) => n.userId === bob.id)?.reply).toBeNull();
+      });
+
+      it('re-runs stronger for alice, replacing the image in the same message', () => {
+        expect(strengthOf(message)).toBeGreaterThan(before);
+        expect(message.attachments).toHaveLength(1);
+        expect(message.attachments[0].data.equals(first.data)).toBe(false);
+        expect(message.deleted).toBe(false);
+      });
+
+      it('makes one job of a rapid repeat', () => {
+        expect(nudges.filter((n) => n.userId === alice.id && n.reply?.job)).toHaveLength(1);
+      });
+    });
   });
 
   it("falls back to a smaller format when the PNG exceeds the channel's upload limit", async () => {
@@ -107,25 +139,38 @@ describe('Discord end to end (in-process queue)', () => {
     expect(reply!.embeds).toEqual([]);
   });
 
-  it("refuses a non-admin's settings change, saves an admin's", async () => {
+  it("refuses a non-admin's settings change, privately", async () => {
     const denied = command(discord, bob, 'styleclip-admin', { key: 'strength-max', value: '8' }, { subcommand: 'set' });
     expect(await ephemeralError(discord, denied)).toMatch(/only server admins/i);
+  });
 
+  it("saves an admin's settings change, and says so privately", async () => {
     const allowed = command(discord, admin, 'styleclip-admin', { key: 'strength-max', value: '8' }, { subcommand: 'set', permissions: Permission.ManageGuild });
     const ok = await discord.waitFor(() => discord.original(allowed)?.content.startsWith('Set strength-max') && discord.original(allowed), 10_000, 'saved');
     expect(ok.flags & 64).toBe(64);
     expect(ok.content).toContain('to 8');
   });
 
-  it('answers in time and says so when the queue is full', async () => {
-    for (const key of ['server-running', 'server-waiting']) {
-      const id = command(discord, admin, 'styleclip-admin', { key, value: '0' }, { subcommand: 'set', permissions: Permission.ManageGuild });
-      await discord.waitFor(() => discord.original(id)?.content.startsWith(`Set ${key}`), 10_000, key);
-    }
-    const id = command(discord, alice, 'styleclip', { prompt: 'curly hair' });
-    expect(await ephemeralError(discord, id)).toMatch(/queue is full/i);
-    expect(discord.interaction(id).callbacks.map((c) => c.status)).toEqual([200]);
-    expect(discord.original(id)?.deleted).toBe(true);
+  describe('/styleclip when the queue is full (server-running and server-waiting 0)', () => {
+    let id: string;
+    let error: string;
+    beforeAll(async () => {
+      for (const key of ['server-running', 'server-waiting']) {
+        const set = command(discord, admin, 'styleclip-admin', { key, value: '0' }, { subcommand: 'set', permissions: Permission.ManageGuild });
+        await discord.waitFor(() => discord.original(set)?.content.startsWith(`Set ${key}`), 10_000, key);
+      }
+      id = command(discord, alice, 'styleclip', { prompt: 'curly hair' });
+      error = await ephemeralError(discord, id);
+    });
+
+    it('says so, privately', () => {
+      expect(error).toMatch(/queue is full/i);
+    });
+
+    it('answers the interaction once, in time, and deletes the deferred reply', () => {
+      expect(discord.interaction(id).callbacks.map((c) => c.status)).toEqual([200]);
+      expect(discord.original(id)?.deleted).toBe(true);
+    });
   });
 });
 

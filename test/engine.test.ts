@@ -179,6 +179,39 @@ describe('mapper edits', () => {
   });
 });
 
+describe('encoder', () => {
+  const size = 256;
+  const faces = (n: number, seed: number) => Float32Array.from({ length: n * 3 * size * size }, (_, i) => Math.sin(i * 0.013 + seed * 1.7) * 0.9);
+
+  it('encodes a batch like one-by-one, to W+ the generator renders', async () => {
+    expect(engine.summary.encoder).toEqual({ inputSize: size, format: 'e4e' });
+    const batch = faces(2, 1);
+    const both = await engine.encode(batch, 2);
+    const [first] = await engine.encode(batch.slice(0, 3 * size * size), 1);
+    expect(both).toHaveLength(2);
+    expect(both[0].wplus.length).toBe(engine.summary.numWs * engine.summary.wDim);
+    expect(maxDiff(both[0].wplus, first.wplus)).toBeLessThan(1e-5);
+    expect(maxDiff(both[0].wplus, both[1].wplus)).toBeGreaterThan(1e-3);
+    const [image] = await engine.render([both[1]]);
+    expect(image.raw.every(Number.isFinite)).toBe(true);
+    expect(await engine.encode(new Float32Array(0), 0)).toEqual([]);
+  });
+
+  it('wrong image sizes and packs without an encoder get one-line errors', async () => {
+    await expect(engine.encode(new Float32Array(3 * 128 * 128), 1)).rejects.toThrow(/encode got 49152 values for 1 images; the encoder takes \[1, 3, 256, 256\]/);
+    const dir = join(tmp, 'noencoder');
+    cpSync(pack, dir, { recursive: true });
+    const json = JSON.parse(readFileSync(join(dir, 'pack.json'), 'utf8'));
+    delete json.encoder;
+    writeFileSync(join(dir, 'pack.json'), JSON.stringify(json));
+    const e = await openPack(dir);
+    expect(e.summary.encoder).toBeUndefined();
+    await expect(e.encode(faces(1, 0), 1)).rejects.toMatchObject({ code: 'no_encoder', message: expect.stringMatching(/has no image encoder; add one with: npm run toolkit -- convert-encoder/) });
+    await e.close();
+    expect((await checkPack(dir)).problems).toEqual([]);
+  });
+});
+
 describe('pack loading and checking', () => {
   function copyPack(name: string): string {
     const dir = join(tmp, name);
@@ -189,7 +222,25 @@ describe('pack loading and checking', () => {
   it('the tiny pack passes pack check', async () => {
     const r = await checkPack(pack);
     expect(r.problems).toEqual([]);
-    expect(r.summary).toMatch(/64px/);
+    expect(r.summary).toMatch(/64px.*encoder: e4e 256px/);
+  });
+
+  it('checks the encoder graph against the generator and its input size', async () => {
+    const dir = copyPack('badencoder');
+    const json = JSON.parse(readFileSync(join(dir, 'pack.json'), 'utf8'));
+    json.encoder.inputSize = 128;
+    writeFileSync(join(dir, 'pack.json'), JSON.stringify(json));
+    expect((await checkPack(dir)).problems).toEqual([expect.stringMatching(/^encoder: input "images" is \[.*, 3, 256, 256\], expected \[B, 3, 128, 128\]$/)]);
+    json.encoder = { ...json.encoder, inputSize: 256, file: 'mappers/curly_hair.onnx' };
+    writeFileSync(join(dir, 'pack.json'), JSON.stringify(json));
+    expect((await checkPack(dir)).problems.join('\n')).toMatch(/encoder: no input named "images" \(has wplus\)/);
+    rmSync(join(dir, 'encoder/encoder.onnx'));
+    json.encoder.file = 'encoder/encoder.onnx';
+    writeFileSync(join(dir, 'pack.json'), JSON.stringify(json));
+    expect((await checkPack(dir)).problems).toEqual([expect.stringMatching(/^missing encoder file .*encoder\.onnx$/)]);
+    json.encoder = { file: 'encoder/encoder.onnx' };
+    writeFileSync(join(dir, 'pack.json'), JSON.stringify(json));
+    expect((await checkPack(dir)).problems).toEqual(['pack.json: encoder needs file, inputSize (a positive integer) and format']);
   });
 
   it('missing pack → one-line error naming the fix', async () => {

@@ -1,5 +1,5 @@
 // Queue contract: the in-process queue and the BullMQ one must behave the same.
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { MemoryQueue } from '../src/jobs/memory-queue.ts';
 import { BullQueue } from '../src/jobs/bull-queue.ts';
 import type { JobQueue } from '../src/jobs/queue.ts';
@@ -36,50 +36,88 @@ function until(events: QueueEvent[], pred: (e: QueueEvent[]) => boolean, ms = 10
   });
 }
 
-const prefixes: string[] = [];
+/** Redis key prefixes of the BullMQ queues, dropped when the queue is closed. */
+const prefixOf = new Map<JobQueue, string>();
 const makers: [string, (t?: typeof tuning) => JobQueue][] = [
   ['memory', (t = tuning) => new MemoryQueue(t)],
   [
     'bullmq',
     (t = tuning) => {
-      prefixes.push(uniquePrefix('jobs'));
-      return new BullQueue({ redisUrl: REDIS, prefix: prefixes.at(-1), tuning: t });
+      const prefix = uniquePrefix('jobs');
+      const queue = new BullQueue({ redisUrl: REDIS, prefix, tuning: t });
+      prefixOf.set(queue, prefix);
+      return queue;
     },
   ],
 ];
 
-describe.each(makers)('%s queue', (_name, make) => {
-  let queue: JobQueue;
-  afterEach(async () => {
-    await queue?.close();
-    for (const prefix of prefixes.splice(0)) await dropPrefix(REDIS, prefix);
-  });
+async function closeQueue(queue: JobQueue) {
+  await queue.close();
+  const prefix = prefixOf.get(queue);
+  if (prefix) await dropPrefix(REDIS, prefix);
+}
 
-  it('keeps waiting jobs in order with positions, ignores duplicate ids, and removes waiting jobs', async () => {
-    queue = make();
+describe.each(makers)('%s queue', (_name, make) => {
+  /** A ready queue, closed when the test ends. */
+  async function open(t = tuning): Promise<JobQueue> {
+    const queue = make(t);
+    onTestFinished(() => closeQueue(queue));
     await queue.ready();
-    await queue.add(job('j-a'));
-    await queue.add(job('j-b'));
-    await queue.add(job('j-a'));
-    await queue.add(job('j-c'));
-    let jobs = await queue.inFlight();
-    expect(jobs.map((j) => [j.id, j.state, j.position])).toEqual([
+    return queue;
+  }
+  /** A ready queue holding waiting jobs with these ids, added in order. */
+  async function withWaiting(...ids: string[]): Promise<JobQueue> {
+    const queue = await open();
+    for (const id of ids) await queue.add(job(id));
+    return queue;
+  }
+  /** The queue of a describe's scenario (`.queue`, ready in its beforeAll) and the events it reported; closed after the describe. */
+  function scenarioQueue(t = tuning) {
+    const scenario = { queue: undefined as unknown as JobQueue, events: [] as QueueEvent[] };
+    beforeAll(async () => {
+      scenario.queue = make(t);
+      await scenario.queue.ready();
+      scenario.queue.onEvent((e) => scenario.events.push(e));
+    });
+    afterAll(() => closeQueue(scenario.queue));
+    return scenario;
+  }
+  const positions = async (queue: JobQueue) => (await queue.inFlight()).map((j) => [j.id, j.position]);
+
+  it('keeps waiting jobs in order of arrival, with their positions', async () => {
+    const queue = await withWaiting('j-a', 'j-b', 'j-c');
+    expect((await queue.inFlight()).map((j) => [j.id, j.state, j.position])).toEqual([
       ['j-a', 'waiting', 1],
       ['j-b', 'waiting', 2],
       ['j-c', 'waiting', 3],
     ]);
+  });
+
+  it('ignores a job whose id it already has', async () => {
+    const queue = await withWaiting('j-a', 'j-b', 'j-a', 'j-c');
+    expect(await positions(queue)).toEqual([
+      ['j-a', 1],
+      ['j-b', 2],
+      ['j-c', 3],
+    ]);
+  });
+
+  it('removes a waiting job; the jobs behind it move up', async () => {
+    const queue = await withWaiting('j-a', 'j-b', 'j-c');
     expect(await queue.removeWaiting('j-b')).toBe(true);
-    expect(await queue.removeWaiting('nope')).toBe(false);
-    jobs = await queue.inFlight();
-    expect(jobs.map((j) => [j.id, j.position])).toEqual([
+    expect(await positions(queue)).toEqual([
       ['j-a', 1],
       ['j-c', 2],
     ]);
   });
 
+  it('says when there is no such waiting job to remove', async () => {
+    const queue = await withWaiting('j-a');
+    expect(await queue.removeWaiting('nope')).toBe(false);
+  });
+
   it('orders waiting jobs by priority, then by arrival', async () => {
-    queue = make();
-    await queue.ready();
+    const queue = await open();
     await queue.add({ ...job('j-a2'), priority: 2 });
     await queue.add({ ...job('j-b1'), priority: 1 });
     await queue.add({ ...job('j-a3'), priority: 3 });
@@ -102,88 +140,131 @@ describe.each(makers)('%s queue', (_name, make) => {
     expect(ran).toEqual(['j-b1', 'j-c1', 'j-a2', 'j-b2', 'j-a3']);
   });
 
-  it('runs jobs, reports progress, retries transient faults and fails permanent ones at once', async () => {
-    queue = make();
-    await queue.ready();
-    const events: QueueEvent[] = [];
-    queue.onEvent((e) => events.push(e));
+  describe('running three jobs: one fine, one with a transient fault on its first try, one with a permanent fault', () => {
+    const scenario = scenarioQueue();
+    const { events } = scenario;
     const attempts = new Map<string, number>();
-    const handle = queue.process(async (j) => {
-      attempts.set(j.id, j.attempt);
-      await j.progress(50);
-      if (j.id === 'j-flaky' && j.attempt < 2) throw new Error('hiccup');
-      if (j.id === 'j-bad') throw new PermanentJobError('bad', 'no channel passes the threshold');
-    }, 2);
-    await queue.add(job('j-ok'));
-    await queue.add(job('j-flaky'));
-    await queue.add(job('j-bad'));
-    await until(events, (es) => ['j-ok', 'j-flaky', 'j-bad'].every((id) => es.some((e) => e.jobId === id && (e.type === 'completed' || e.type === 'failed'))));
+    let inFlightAfter: unknown;
+    beforeAll(async () => {
+      const { queue } = scenario;
+      const handle = queue.process(async (j) => {
+        attempts.set(j.id, j.attempt);
+        await j.progress(50);
+        if (j.id === 'j-flaky' && j.attempt < 2) throw new Error('hiccup');
+        if (j.id === 'j-bad') throw new PermanentJobError('bad', 'no channel passes the threshold');
+      }, 2);
+      for (const id of ['j-ok', 'j-flaky', 'j-bad']) await queue.add(job(id));
+      await until(events, (es) => ['j-ok', 'j-flaky', 'j-bad'].every((id) => es.some((e) => e.jobId === id && (e.type === 'completed' || e.type === 'failed'))));
+      await handle.close();
+      inFlightAfter = await queue.inFlight();
+    });
     const final = (id: string) => events.filter((e) => e.jobId === id && (e.type === 'completed' || e.type === 'failed'));
-    expect(final('j-ok')).toEqual([{ type: 'completed', jobId: 'j-ok' }]);
-    expect(final('j-flaky')).toEqual([{ type: 'completed', jobId: 'j-flaky' }]);
-    expect(attempts.get('j-flaky')).toBe(2);
-    expect(final('j-bad')).toEqual([{ type: 'failed', jobId: 'j-bad', reason: 'no channel passes the threshold' }]);
-    expect(attempts.get('j-bad')).toBe(1);
-    expect(events).toContainEqual({ type: 'progress', jobId: 'j-ok', progress: 50 });
-    expect(events).toContainEqual({ type: 'active', jobId: 'j-ok' });
-    await handle.close();
-    expect(await queue.inFlight()).toEqual([]);
+
+    it('reports a job active, then its progress', () => {
+      expect(events).toContainEqual({ type: 'active', jobId: 'j-ok' });
+      expect(events).toContainEqual({ type: 'progress', jobId: 'j-ok', progress: 50 });
+    });
+
+    it('completes a job once', () => {
+      expect(final('j-ok')).toEqual([{ type: 'completed', jobId: 'j-ok' }]);
+    });
+
+    it('retries a transient fault: the second try completes', () => {
+      expect(final('j-flaky')).toEqual([{ type: 'completed', jobId: 'j-flaky' }]);
+      expect(attempts.get('j-flaky')).toBe(2);
+    });
+
+    it('fails a permanent fault at once, with its reason', () => {
+      expect(final('j-bad')).toEqual([{ type: 'failed', jobId: 'j-bad', reason: 'no channel passes the threshold' }]);
+      expect(attempts.get('j-bad')).toBe(1);
+    });
+
+    it('keeps nothing in flight once the jobs are done', () => {
+      expect(inFlightAfter).toEqual([]);
+    });
   });
 
-  it('a postponed job goes back to the queue, still counts as waiting, and reruns later without using a try', async () => {
-    queue = make();
-    await queue.ready();
-    const events: QueueEvent[] = [];
-    queue.onEvent((e) => events.push(e));
+  describe('a job postponed once (PostponeJob, 300 ms)', () => {
+    const scenario = scenarioQueue();
+    const { events } = scenario;
     const runs: { attempt: number; at: number; startedAt: number }[] = [];
     let postponedAt = 0;
     let seenRunning: unknown;
-    const handle = queue.process(async (j) => {
-      runs.push({ attempt: j.attempt, at: Date.now(), startedAt: j.startedAt });
-      seenRunning = (await queue.running()).map((r) => [r.id, r.state, r.startedAt]);
-      if (runs.length === 1) {
-        postponedAt = Date.now();
-        throw new PostponeJob('its user is at the running cap', 300);
-      }
-    }, 1);
-    await queue.add(job('j-later'));
-    await until(events, () => postponedAt > 0 && runs.length === 1);
-    await new Promise((r) => setTimeout(r, 50));
-    expect((await queue.inFlight()).map((j) => [j.id, j.state])).toEqual([['j-later', 'waiting']]);
-    await until(events, (es) => es.some((e) => e.type === 'completed'));
-    expect(runs.map((r) => r.attempt)).toEqual([1, 1]);
-    expect(runs[1].at - postponedAt).toBeGreaterThanOrEqual(250);
-    expect(runs.every((r) => Math.abs(r.startedAt - r.at) < 1000)).toBe(true);
-    expect(events.filter((e) => e.type === 'failed')).toEqual([]);
-    expect(seenRunning).toEqual([['j-later', 'active', runs[1].startedAt]]);
-    await handle.close();
+    let whilePostponed: unknown;
+    beforeAll(async () => {
+      const { queue } = scenario;
+      const handle = queue.process(async (j) => {
+        runs.push({ attempt: j.attempt, at: Date.now(), startedAt: j.startedAt });
+        seenRunning = (await queue.running()).map((r) => [r.id, r.state, r.startedAt]);
+        if (runs.length === 1) {
+          postponedAt = Date.now();
+          throw new PostponeJob('its user is at the running cap', 300);
+        }
+      }, 1);
+      await queue.add(job('j-later'));
+      await until(events, () => postponedAt > 0 && runs.length === 1);
+      await new Promise((r) => setTimeout(r, 50));
+      whilePostponed = (await queue.inFlight()).map((j) => [j.id, j.state]);
+      await until(events, (es) => es.some((e) => e.type === 'completed'));
+      await handle.close();
+    });
+
+    it('goes back to the queue and counts as waiting', () => {
+      expect(whilePostponed).toEqual([['j-later', 'waiting']]);
+    });
+
+    it('reruns after its delay', () => {
+      expect(runs[1].at - postponedAt).toBeGreaterThanOrEqual(250);
+    });
+
+    it('uses no try, and does not fail', () => {
+      expect(runs.map((r) => r.attempt)).toEqual([1, 1]);
+      expect(events.filter((e) => e.type === 'failed')).toEqual([]);
+    });
+
+    it('starts afresh on each run: its start time is the run’s', () => {
+      expect(runs.every((r) => Math.abs(r.startedAt - r.at) < 1000)).toBe(true);
+      expect(seenRunning).toEqual([['j-later', 'active', runs[1].startedAt]]);
+    });
   });
 
-  it('a job waiting out a retry backoff still counts as waiting and can be removed', async () => {
-    queue = make({ ...tuning, backoffMs: 60_000 });
-    await queue.ready();
-    const events: QueueEvent[] = [];
-    queue.onEvent((e) => events.push(e));
+  describe('a job waiting out a retry backoff', () => {
+    const scenario = scenarioQueue({ ...tuning, backoffMs: 60_000 });
+    const { events } = scenario;
     let runs = 0;
-    const handle = queue.process(async () => {
-      runs += 1;
-      throw new Error('hiccup');
-    }, 1);
-    await queue.add(job('j-retry'));
-    await until(events, (es) => es.some((e) => e.type === 'active'));
-    // Wait for the failed try to reach its backoff, however slow the machine (no fixed sleep).
-    const states = async () => (await queue.inFlight()).map((j) => [j.id, j.state]);
-    for (let i = 0; i < 1000 && JSON.stringify(await states()) !== '[["j-retry","waiting"]]'; i++) await new Promise((r) => setTimeout(r, 10));
-    expect(await states()).toEqual([['j-retry', 'waiting']]);
-    expect(await queue.removeWaiting('j-retry')).toBe(true);
-    expect(await queue.inFlight()).toEqual([]);
-    await handle.close();
-    expect(runs).toBe(1);
+    let states: unknown;
+    let removed: boolean;
+    let inFlightAfter: unknown;
+    beforeAll(async () => {
+      const { queue } = scenario;
+      const handle = queue.process(async () => {
+        runs += 1;
+        throw new Error('hiccup');
+      }, 1);
+      await queue.add(job('j-retry'));
+      await until(events, (es) => es.some((e) => e.type === 'active'));
+      // Wait for the failed try to reach its backoff, however slow the machine (no fixed sleep).
+      const inFlight = async () => (await queue.inFlight()).map((j) => [j.id, j.state]);
+      for (let i = 0; i < 1000 && JSON.stringify(await inFlight()) !== '[["j-retry","waiting"]]'; i++) await new Promise((r) => setTimeout(r, 10));
+      states = await inFlight();
+      removed = await queue.removeWaiting('j-retry');
+      inFlightAfter = await queue.inFlight();
+      await handle.close();
+    });
+
+    it('counts as waiting', () => {
+      expect(states).toEqual([['j-retry', 'waiting']]);
+    });
+
+    it('can be removed, and does not run again', () => {
+      expect(removed).toBe(true);
+      expect(inFlightAfter).toEqual([]);
+      expect(runs).toBe(1);
+    });
   });
 
   it('close() on a processor waits for the running job to finish', async () => {
-    queue = make();
-    await queue.ready();
+    const queue = await open();
     let finished = false;
     let startedResolve!: () => void;
     const started = new Promise<void>((r) => (startedResolve = r));
@@ -244,22 +325,36 @@ describe('BullMQ close while Redis is unreachable', () => {
   }, 30_000);
 });
 
-describe('memory store', () => {
-  it('expires keys, and over its size limit evicts the oldest expiring values but never settings', async () => {
+describe('memory store (30 bytes)', () => {
+  /** A store over its limit: settings (no expiry) written first, then a, b and c (expiring), 10 bytes each. */
+  async function overfull() {
     const { MemoryStore } = await import('../src/state/store.ts');
     const store = new MemoryStore(30);
+    onTestFinished(() => store.close());
     await store.set('settings', 'x'.repeat(10));
-    await store.set('a', 'a'.repeat(10), 60);
-    await store.set('b', 'b'.repeat(10), 60);
-    await store.set('c', 'c'.repeat(10), 60);
+    for (const key of ['a', 'b', 'c']) await store.set(key, key.repeat(10), 60);
+    return store;
+  }
+
+  it('evicts the oldest expiring value over its size limit', async () => {
+    const store = await overfull();
     expect(await store.get('a')).toBeNull();
     expect((await store.get('b'))?.toString()).toBe('b'.repeat(10));
-    expect(await store.get('settings')).not.toBeNull();
-    expect(await store.setNX('b', 'other', 60)).toBe(false);
+  });
+
+  it('never evicts settings', async () => {
+    expect(await (await overfull()).get('settings')).not.toBeNull();
+  });
+
+  it('setNX does not overwrite a value', async () => {
+    expect(await (await overfull()).setNX('b', 'other', 60)).toBe(false);
+  });
+
+  it('expires keys; setNX writes over an expired one', async () => {
+    const store = await overfull();
     await store.set('short', 'x', 0.001);
     await new Promise((r) => setTimeout(r, 5));
     expect(await store.get('short')).toBeNull();
     expect(await store.setNX('short', 'y', 60)).toBe(true);
-    await store.close();
   });
 });

@@ -92,4 +92,13 @@ describe.each(cases)('parity case %s', (name) => {
     const images = await engine.render(edited.map((e) => e.state));
     expect(maxAbsDiff(concat(images.map((i) => i.raw)), npy(m.raw).data)).toBeLessThan(1e-3);
   });
+
+  it('encodes faces to W+ like the official e4e + latent_avg (1e-4)', async () => {
+    const e = spec.encode;
+    const images = npy(e.images);
+    expect(engine.summary.encoder).toEqual({ inputSize: images.shape[2], format: 'e4e' });
+    const states = await engine.encode(images.data, images.shape[0]);
+    expect(states).toHaveLength(images.shape[0]);
+    expect(maxAbsDiff(concat(states.map((s) => s.wplus)), npy(e.wplus).data)).toBeLessThan(1e-4);
+  });
 });

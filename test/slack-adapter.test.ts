@@ -2,64 +2,92 @@
 // Socket Mode and HTTP mode, placeholders, uploads, reactions, retries, admin checks, signatures.
 import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readSlackConfig } from '../src/adapters/slack/config.ts';
 import { startSlackAdapter } from '../src/adapters/slack/index.ts';
 import { silentLogger } from '../src/log.ts';
-import { FakeSlack } from './fakes/slack/server.ts';
+import { FakeSlack, type FakeMessage } from './fakes/slack/server.ts';
 import { COMMANDS } from '../commands/index.ts';
 import type { App } from '../src/runtime/app.ts';
 import { makeTestBot } from './helpers/core-bot.ts';
-import { ALICE, BOB, CHANNEL, FORM, SECRETS, slackSetup, strengthIn, type SlackSetup } from './fakes/slack/setup.ts';
+import { ALICE, BOB, CHANNEL, FORM, SECRETS, slackSetup, slackSetupPerTest, strengthIn, type SlackSetup } from './fakes/slack/setup.ts';
 
-let setups: SlackSetup<App>[] = [];
-afterEach(async () => {
-  for (const s of setups) await s.close();
-  setups = [];
-});
-
-async function setup(mode: 'socket' | 'http', env: Record<string, string> = {}): Promise<SlackSetup<App>> {
-  const s = await slackSetup(mode, await makeTestBot(), env);
-  setups.push(s);
-  return s;
-}
+const setup = slackSetupPerTest(makeTestBot);
 
 describe('slack adapter, Socket Mode', () => {
-  it('/styleclip curly hair → placeholder → progress edits → image in its thread', async () => {
-    const { slack, core, command, results } = await setup('socket');
-    await command(ALICE, 'curly hair');
-    const [shared] = await results(1);
-    const root = slack.message(CHANNEL, shared.thread_ts!)!;
-    expect(root.thread_ts).toBeUndefined();
-    expect(root.edits[0]).toMatch(/^:hourglass_flowing_sand: <@UALICE01> \/styleclip curly hair/);
-    expect(root.edits.some((t) => t.startsWith(':art: <@UALICE01> Running *curly hair*'))).toBe(true);
-    expect(root.text).toMatch(/^:white_check_mark: <@UALICE01> \*curly hair\*/);
-    expect(shared.text).toBe(root.text);
-    expect(slack.files.get(shared.files[0])!.bytes!.subarray(1, 4).toString()).toBe('PNG');
-    // Reactions on either message find the job.
-    const jobId = await core.jobForMessage('slack', `${CHANNEL}:${root.ts}`);
-    expect(jobId).toMatch(/^slack-/);
-    expect(await slack.waitFor(() => core.jobForMessage('slack', `${CHANNEL}:${shared.ts}`), 'file link')).toBe(jobId);
-    // Admin rights matter to admin commands only: an edit costs no users.info call (rate-limited, Tier 4).
-    expect(slack.calls.filter((c) => c.method === 'users.info')).toEqual([]);
+  describe('/styleclip curly hair', () => {
+    let s: SlackSetup<App>;
+    let root: FakeMessage;
+    let shared: FakeMessage;
+    beforeAll(async () => {
+      s = await slackSetup('socket', await makeTestBot());
+      await s.command(ALICE, 'curly hair');
+      [shared] = await s.results(1);
+      root = s.slack.message(CHANNEL, shared.thread_ts!)!;
+    });
+    afterAll(() => s?.close());
+
+    it('posts a placeholder naming the command, in the channel', () => {
+      expect(root.thread_ts).toBeUndefined();
+      expect(root.edits[0]).toMatch(/^:hourglass_flowing_sand: <@UALICE01> \/styleclip curly hair/);
+    });
+
+    it('edits the placeholder to show the progress', () => {
+      expect(root.edits.some((t) => t.startsWith(':art: <@UALICE01> Running *curly hair*'))).toBe(true);
+    });
+
+    it('edits the placeholder into the caption when done', () => {
+      expect(root.text).toMatch(/^:white_check_mark: <@UALICE01> \*curly hair\*/);
+    });
+
+    it('shares the image as a PNG in the placeholder’s thread, with the same caption', () => {
+      expect(shared.text).toBe(root.text);
+      expect(s.slack.files.get(shared.files[0])!.bytes!.subarray(1, 4).toString()).toBe('PNG');
+    });
+
+    it('links both messages to the job, so reactions on either find it', async () => {
+      const jobId = await s.core.jobForMessage('slack', `${CHANNEL}:${root.ts}`);
+      expect(jobId).toMatch(/^slack-/);
+      expect(await s.slack.waitFor(() => s.core.jobForMessage('slack', `${CHANNEL}:${shared.ts}`), 'file link')).toBe(jobId);
+    });
+
+    it('costs no users.info call (rate-limited, Tier 4): admin rights matter to admin commands only', () => {
+      expect(s.slack.calls.filter((c) => c.method === 'users.info')).toEqual([]);
+    });
   });
 
-  it('➕ by the requester re-runs stronger in the thread, once per event_id; others are ignored', async () => {
-    const { slack, core, command, react, results } = await setup('socket');
-    await command(ALICE, 'curly hair');
-    const [first] = await results(1);
-    await slack.waitFor(() => core.jobForMessage('slack', `${CHANNEL}:${first.ts}`), 'file link');
+  describe('➕ on a result from bob, then from alice delivered twice (Slack’s redelivery)', () => {
+    let s: SlackSetup<App>;
+    let first: FakeMessage;
+    let second: FakeMessage;
+    let inThread: FakeMessage[];
+    beforeAll(async () => {
+      s = await slackSetup('socket', await makeTestBot());
+      const { slack, core, command, react, results } = s;
+      await command(ALICE, 'curly hair');
+      [first] = await results(1);
+      await slack.waitFor(() => core.jobForMessage('slack', `${CHANNEL}:${first.ts}`), 'file link');
+      await react(BOB, 'heavy_plus_sign', first.ts);
+      const eventId = await react(ALICE, 'heavy_plus_sign', first.ts);
+      await react(ALICE, 'heavy_plus_sign', first.ts, { eventId, retry: 1 });
+      [, second] = await results(2);
+      await new Promise((r) => setTimeout(r, 300)); // room for a wrongly handled duplicate to show up
+      inThread = slack.visibleMessages(CHANNEL).filter((m) => m.thread_ts === first.thread_ts);
+    });
+    afterAll(() => s?.close());
 
-    await react(BOB, 'heavy_plus_sign', first.ts); // not the requester
-    const eventId = await react(ALICE, 'heavy_plus_sign', first.ts);
-    await react(ALICE, 'heavy_plus_sign', first.ts, { eventId, retry: 1 }); // Slack's redelivery
-    const [, second] = await results(2);
-    expect(second.thread_ts).toBe(first.thread_ts);
-    expect(strengthIn(second)).toBeGreaterThan(strengthIn(first));
-    await new Promise((r) => setTimeout(r, 300)); // room for a wrongly handled duplicate to show up
-    const inThread = slack.visibleMessages(CHANNEL).filter((m) => m.thread_ts === first.thread_ts);
-    expect(inThread).toHaveLength(3); // first image, the stronger job's message, its image
-    expect(slack.callsTo('chat.delete')).toHaveLength(0);
+    it('re-runs stronger for alice, in the thread', () => {
+      expect(second.thread_ts).toBe(first.thread_ts);
+      expect(strengthIn(second)).toBeGreaterThan(strengthIn(first));
+    });
+
+    it('runs once per event_id and ignores bob', () => {
+      expect(inThread).toHaveLength(3); // first image, the stronger job's message, its image
+    });
+
+    it('deletes nothing', () => {
+      expect(s.slack.callsTo('chat.delete')).toHaveLength(0);
+    });
   });
 
   it('➖ on the job message re-runs weaker; ❌ deletes a result', async () => {
@@ -73,6 +101,53 @@ describe('slack adapter, Socket Mode', () => {
     await react(ALICE, 'x', weakerJobMessage.ts);
     await slack.waitFor(() => slack.message(CHANNEL, weaker.ts)!.deleted && slack.message(CHANNEL, weakerJobMessage.ts)!.deleted, 'deleted result');
     expect(slack.message(CHANNEL, first.ts)!.deleted).toBe(false);
+  });
+
+  for (const fileDeletion of ['removes-message', 'leaves-tombstone'] as const) {
+    it(`❌ on the image message removes the file, the image message and the job message (files.delete ${fileDeletion})`, async () => {
+      const { slack, core, command, react, results } = await setup('socket');
+      slack.fileDeletion = fileDeletion;
+      await command(ALICE, 'curly hair');
+      const [image] = await results(1);
+      const fileId = image.files[0];
+      await slack.waitFor(() => core.jobForMessage('slack', `${CHANNEL}:${image.ts}`), 'file message link');
+      await react(ALICE, 'x', image.ts);
+      await slack.waitFor(() => slack.ephemerals.find((e) => e.text === 'Deleted.'), 'the private "Deleted."');
+      expect(slack.files.has(fileId)).toBe(false);
+      expect(slack.visibleMessages(CHANNEL)).toEqual([]); // the caption message with "React ➕ for stronger" too
+    });
+  }
+
+  it('❌ on the job message after an adapter restart removes the image message and its file too', async () => {
+    const { slack, core, command, react, results, restartAdapter } = await setup('socket');
+    slack.fileDeletion = 'leaves-tombstone';
+    await command(ALICE, 'curly hair');
+    const [image] = await results(1);
+    await slack.waitFor(() => core.jobForMessage('slack', `${CHANNEL}:${image.ts}`), 'file message link');
+    await restartAdapter(); // nothing the adapter kept in memory is left
+    await react(ALICE, 'x', image.thread_ts!);
+    await slack.waitFor(() => slack.ephemerals.find((e) => e.text === 'Deleted.'), 'the private "Deleted."');
+    expect(slack.files.size).toBe(0);
+    expect(slack.visibleMessages(CHANNEL)).toEqual([]);
+  });
+
+  it('➕ on what is left of a deleted result is refused privately and queues nothing', async () => {
+    const { slack, core, command, react, results } = await setup('socket');
+    await command(ALICE, 'curly hair');
+    const [image] = await results(1);
+    await slack.waitFor(() => core.jobForMessage('slack', `${CHANNEL}:${image.ts}`), 'file message link');
+    slack.fileDeletion = 'leaves-tombstone';
+    slack.failures.set('chat.delete', 'cant_delete_message'); // e.g. a workspace that keeps messages
+    await react(ALICE, 'x', image.ts);
+    await slack.waitFor(() => slack.ephemerals.find((e) => e.text === 'Deleted.'), 'the private "Deleted."');
+    slack.failures.delete('chat.delete');
+    const before = slack.messages.length;
+    for (const ts of [image.thread_ts!, image.ts]) await react(ALICE, 'heavy_plus_sign', ts);
+    await slack.waitFor(() => slack.ephemerals.filter((e) => e.text.includes('This result is gone')).length === 2, 'two refusals');
+    expect(slack.ephemerals.every((e) => e.user === ALICE)).toBe(true);
+    expect(await core.queue.inFlight()).toHaveLength(0);
+    expect(slack.messages.slice(before).every((m) => m.deleted)).toBe(true); // placeholders taken back
+    expect(slack.files.size).toBe(0);
   });
 
   it('after an adapter restart, reactions on earlier results still work, in the same thread', async () => {
@@ -149,7 +224,8 @@ describe('slack configuration', () => {
   it('picks Socket Mode when an app token is set, HTTP mode otherwise', () => {
     expect(readSlackConfig({ SLACK_BOT_TOKEN: 'xoxb-1', SLACK_APP_TOKEN: 'xapp-1', SLACK_SIGNING_SECRET: 's' }).mode).toBe('socket');
     const http = readSlackConfig({ SLACK_BOT_TOKEN: 'xoxb-1', SLACK_SIGNING_SECRET: 's', SLACK_ADMIN_USERS: ' U1, U2 ,', SLACK_API_URL: 'http://127.0.0.1:9/api' });
-    expect(http).toMatchObject({ mode: 'http', port: 3001, apiUrl: 'http://127.0.0.1:9/api/' });
+    expect(http).toMatchObject({ mode: 'http', port: 3001, host: '127.0.0.1', apiUrl: 'http://127.0.0.1:9/api/' });
+    expect(readSlackConfig({ SLACK_BOT_TOKEN: 'xoxb-1', SLACK_SIGNING_SECRET: 's', HOST: '0.0.0.0' }).host).toBe('0.0.0.0');
     expect([...http.adminUsers]).toEqual(['U1', 'U2']);
   });
 
@@ -179,6 +255,7 @@ describe('deploy/slack-manifest.yml', () => {
     const declared = [...manifest.matchAll(/^\s*- command: \/(\S+)/gm)].map((m) => m[1]);
     expect(declared.sort()).toEqual(COMMANDS.map((c) => c.definition.name).sort());
     expect(manifest).toMatch(/bot_events:\s*\n\s*- reaction_added/);
+    expect(manifest).toMatch(/interactivity:\s*\n\s*is_enabled: true\b/); // the buttons under each result
     for (const scope of ['commands', 'chat:write', 'files:write', 'files:read', 'reactions:read', 'users:read']) {
       expect(manifest).toMatch(new RegExp(`^\\s*- ${scope}\\b`, 'm'));
     }
@@ -189,8 +266,7 @@ describe('slack adapter, logs', () => {
   it('never contain tokens or secrets, even at debug level', async () => {
     const lines: string[] = [];
     const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) });
-    const s = await slackSetup('socket', await makeTestBot(), {}, logger);
-    setups.push(s);
+    const s = await setup('socket', {}, logger);
     await s.command(ALICE, 'curly hair');
     await s.results(1);
     const text = lines.join('');
@@ -211,6 +287,16 @@ describe('slack adapter, HTTP mode', () => {
     expect(slack.messages).toHaveLength(0);
 
     await command(ALICE, 'curly hair');
+    await results(1);
+  });
+
+  it('listens only where HOST says: with HOST=127.0.0.1, another loopback address (127.0.0.2) is refused', async () => {
+    const { slack, eventsUrl, command, results } = await setup('http', { HOST: '127.0.0.1' });
+    const elsewhere = eventsUrl.replace('127.0.0.1', '127.0.0.2'); // Linux routes all of 127/8 to lo
+    const body = new URLSearchParams(slack.slashCommand({ command: '/styleclip', text: 'curly hair', user: ALICE, channel: CHANNEL })).toString();
+    const error = await slack.sendSigned(elsewhere, body, FORM).then(() => null, (err: Error) => err);
+    expect((error?.cause as { code?: string } | undefined)?.code).toBe('ECONNREFUSED');
+    await command(ALICE, 'curly hair'); // the address HOST names works
     await results(1);
   });
 

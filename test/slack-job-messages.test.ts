@@ -23,6 +23,7 @@ beforeEach(async () => {
   const core = {
     linkMessage: async (_p: string, key: string, jobId: string) => void links.set(key, jobId),
     resultImage: async (jobId: string) => ({ bytes: PNG, mime: 'image/png' as const, filename: `${jobId}.png` }),
+    messagesForJob: async (_p: string, jobId: string) => [...links].filter(([, j]) => j === jobId).map(([k]) => k),
   };
   jobs = new JobMessages(core, client, silentLogger);
   rootTs = (await client.chat.postMessage({ channel: CH, text: 'placeholder' })).ts as string;
@@ -38,21 +39,32 @@ const update = (status: JobUpdate['status'], text: string): JobUpdate => ({
 });
 
 describe('JobMessages', () => {
-  it('drops progress faster than one edit per 2 s, uploads once, and ignores news after the end', async () => {
-    await Promise.all([
-      jobs.deliver(update('running', 'Running 10%')),
-      jobs.deliver(update('running', 'Running 20%')), // same status within 2 s: dropped
-      jobs.deliver(update('completed', 'Done')),
-      jobs.deliver(update('running', 'Running 90%')), // late: dropped
-      jobs.deliver(update('completed', 'Done')), // repeated: no second upload
-    ]);
-    const root = slack.message(CH, rootTs)!;
-    expect([...root.edits, root.text]).toEqual(['placeholder', ':art: <@UALICE01> Running 10%', ':white_check_mark: <@UALICE01> Done']);
-    const shared = slack.visibleMessages(CH).filter((m) => m.files.length);
-    expect(shared).toHaveLength(1);
-    expect(shared[0].thread_ts).toBe(rootTs);
-    expect(slack.files.get(shared[0].files[0])!.bytes).toEqual(PNG);
-    expect(links.get(`${CH}:${shared[0].ts}`)).toBe('slack-j1');
+  describe('given 10%, 20% within 2 s, done, a late 90% and done again, all at once', () => {
+    beforeEach(async () => {
+      await Promise.all([
+        jobs.deliver(update('running', 'Running 10%')),
+        jobs.deliver(update('running', 'Running 20%')), // same status within 2 s: dropped
+        jobs.deliver(update('completed', 'Done')),
+        jobs.deliver(update('running', 'Running 90%')), // late: dropped
+        jobs.deliver(update('completed', 'Done')), // repeated: no second upload
+      ]);
+    });
+    const images = () => slack.visibleMessages(CH).filter((m) => m.files.length);
+
+    it('shows 10% and then done: progress within 2 s and news after the end are dropped', () => {
+      const root = slack.message(CH, rootTs)!;
+      expect([...root.edits, root.text]).toEqual(['placeholder', ':art: <@UALICE01> Running 10%', ':white_check_mark: <@UALICE01> Done']);
+    });
+
+    it('uploads the image once, in the job’s thread', () => {
+      expect(images()).toHaveLength(1);
+      expect(images()[0].thread_ts).toBe(rootTs);
+      expect(slack.files.get(images()[0].files[0])!.bytes).toEqual(PNG);
+    });
+
+    it('links the image’s message to the job', () => {
+      expect(links.get(`${CH}:${images()[0].ts}`)).toBe('slack-j1');
+    });
   });
 
   it('does not overwrite a running job with the queued reply that arrived later', async () => {

@@ -31,6 +31,7 @@ export class JobEvents {
   private readonly retryTimers = new Set<NodeJS.Timeout>();
   /** Events being handled, so a shutdown can wait for the replies under way. */
   private readonly handling = new Set<Promise<void>>();
+  private readonly finalListeners = new Set<(jobId: string) => void>();
   private positionTimer: NodeJS.Timeout | null = null;
   private positionsAt = 0;
   private readonly unsubscribe: () => void;
@@ -46,12 +47,26 @@ export class JobEvents {
     return () => set.delete(listener);
   }
 
+  /** Whether this process's adapters serve `platform` (else another bot process delivers its updates). */
+  serves(platform: Platform): boolean {
+    return !!this.listeners.get(platform)?.size;
+  }
+
+  /** Called with a job's id once its final reply is claimed, here or (claim taken) by another process. */
+  onFinal(listener: (jobId: string) => void): void {
+    this.finalListeners.add(listener);
+  }
+
   /** Sends an update to this process's adapters; false when another process handles it (or already did). */
   async deliver(data: EditJobData, update: Omit<JobUpdate, 'jobId' | 'target' | 'requesterId'>): Promise<boolean> {
     const subscribers = this.listeners.get(data.platform);
     if (!subscribers?.size) return false; // another bot process serves this platform
-    // Final updates are claimed once across all bot processes: each user gets exactly one result message.
-    if (isFinal(update.status) && !(await this.o.store.setNX(keys.claim(data.jobId, 'final'), '1', this.o.resultTtlS))) return false;
+    if (isFinal(update.status)) {
+      // Final updates are claimed once across all bot processes: each user gets exactly one result message.
+      const mine = await this.o.store.setNX(keys.claim(data.jobId, 'final'), '1', this.o.resultTtlS);
+      for (const listener of this.finalListeners) listener(data.jobId);
+      if (!mine) return false;
+    }
     const full: JobUpdate = { ...update, jobId: data.jobId, target: data.target, requesterId: data.requesterId };
     for (const listener of subscribers) {
       try {
@@ -74,7 +89,9 @@ export class JobEvents {
     this.positionTimer = setTimeout(() => {
       this.positionTimer = null;
       this.positionsAt = Date.now();
-      this.updatePositions().catch((err) => this.o.log.warn({ err: (err as Error).message }, 'position update failed'));
+      this.updatePositions().catch((err) => {
+        if (!isRedisDown(err)) this.o.log.warn({ err: (err as Error).message }, 'position update failed');
+      });
     }, Math.max(0, this.positionsAt + POSITIONS_EVERY_MS - Date.now()));
     this.positionTimer.unref();
   }
@@ -116,7 +133,8 @@ export class JobEvents {
         this.retryTimers.add(timer);
         return;
       }
-      this.o.log.error({ jobId: event.jobId, event: event.type, err: (err as Error).message }, 'event handling failed');
+      // Past the retries the watchdog (watchdog.ts) finds the job finished but unanswered, and answers it.
+      if (!isRedisDown(err)) this.o.log.error({ jobId: event.jobId, event: event.type, err: (err as Error).message }, 'event handling failed');
     });
     this.handling.add(handled);
     void handled.finally(() => this.handling.delete(handled));
@@ -131,6 +149,11 @@ export class JobEvents {
     }
     const data = await getJSON<EditJobData>(this.o.store, keys.job(event.jobId));
     if (!data) return;
+    await this.settle(data, event);
+  }
+
+  /** Handles a job's event with the job's data at hand (the watchdog's way in, when the record may be gone). */
+  async settle(data: EditJobData, event: Exclude<QueueEvent, { type: 'active' }>): Promise<void> {
     if (event.type === 'progress') {
       // An optimize job's worker stores a preview image before each progress report past the start.
       const preview = data.spec.method === 'optimize' && event.progress > OPTIMIZE_START_PROGRESS;

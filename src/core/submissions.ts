@@ -5,7 +5,8 @@ import type { Metrics } from '../metrics.ts';
 import type { JobQueue } from '../jobs/queue.ts';
 import type { EditJobData } from '../jobs/types.ts';
 import { laneOf } from '../jobs/lanes.ts';
-import { getJSON, setJSON, type Store } from '../state/store.ts';
+import { getJSON, isRedisDown, setJSON, type Store } from '../state/store.ts';
+import type { RedisHealth } from '../state/redis-health.ts';
 import { keys } from '../state/keys.ts';
 import { capableWorker } from '../state/capabilities.ts';
 import type { ServerSettings, SettingsService } from '../state/settings.ts';
@@ -13,9 +14,10 @@ import { SerialQueue } from '../util/serial-queue.ts';
 import { describeSpec } from './captions.ts';
 import { refuse } from './command.ts';
 import type { JobEvents } from './job-events.ts';
+import type { Watchdog } from './watchdog.ts';
 import type { CommandReply } from './types.ts';
 
-export const UNAVAILABLE = 'The job queue is unavailable right now; please try again in a minute.';
+export const UNAVAILABLE = 'The job queue is temporarily unavailable; please try again in a moment.';
 export const RESTARTING = 'The bot is restarting; please try again in a minute.';
 export const NO_OPTIMIZER =
   'No worker that can run method:optimize is running now (latent optimization needs PyTorch on a worker). ' +
@@ -29,6 +31,10 @@ export interface SubmissionsOptions {
   store: Store;
   settings: SettingsService;
   events: JobEvents;
+  /** Watches the jobs queued here until they are answered (with Redis; null in embedded mode). */
+  watchdog: Watchdog | null;
+  /** While Redis is known to be away, commands are refused at once, without trying it. */
+  health: RedisHealth | null;
   metrics: Metrics;
   log: Logger;
   resultTtlS: number;
@@ -102,7 +108,11 @@ export class Submissions {
 
   private async submitNow(data: EditJobData): Promise<CommandReply> {
     if (this.closing) return refuse(RESTARTING);
-    const { queue, store, metrics, log } = this.o;
+    const { queue, store, metrics, log, health, watchdog } = this.o;
+    if (health && !health.up) {
+      metrics.refusals.inc({ reason: 'redis_down' });
+      return refuse(UNAVAILABLE);
+    }
     const [inFlight, existing, s] = await Promise.all([
       queue.inFlight(),
       getJSON<EditJobData>(store, keys.job(data.jobId)),
@@ -128,10 +138,13 @@ export class Submissions {
     try {
       await queue.add(data);
     } catch (err) {
-      await store.del(keys.job(data.jobId)).catch(() => {});
-      log.error({ jobId: data.jobId, err: (err as Error).message }, 'queueing failed');
+      // Redis went away between the record and the job: undo the record now, or (Redis away) once it is back.
+      await store.del(keys.job(data.jobId)).catch(() => watchdog?.rollBack(data.jobId));
+      if (!isRedisDown(err)) log.error({ jobId: data.jobId, err: (err as Error).message }, 'queueing failed');
+      metrics.refusals.inc({ reason: 'redis_down' });
       return refuse(UNAVAILABLE);
     }
+    watchdog?.watch(data);
     // Its place in its own lane (optimize jobs wait only behind optimize jobs: src/jobs/lanes.ts).
     const lane = laneOf(data);
     const position = inFlight.filter((j) => j.state === 'waiting' && laneOf(j.data) === lane && (j.data.priority ?? 1) <= data.priority!).length + 1;

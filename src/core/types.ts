@@ -4,7 +4,7 @@
 import type { Platform, ReplyTarget, JobStatus } from '../jobs/types.ts';
 
 export type { Platform, ReplyTarget, JobStatus } from '../jobs/types.ts';
-export { isFinal } from '../jobs/types.ts';
+export { isFinal, CANCELLED_MESSAGE } from '../jobs/types.ts';
 
 /** Who invoked, where. `serverId` is the Discord guild / Slack team; null in a DM. */
 export interface InvocationContext {
@@ -78,6 +78,10 @@ export interface JobUpdate {
   text: string;
   target: ReplyTarget;
   requesterId: string;
+  /** Completed only: what the result offers, in the order its buttons show (🎲 only for a face made from a seed). */
+  actions?: ResultAction[];
+  /** Completed only: the server wants results hidden until asked for (its `spoiler` setting). */
+  spoiler?: boolean;
 }
 
 export interface ResultImage {
@@ -89,21 +93,43 @@ export interface ResultImage {
 /** A ➕/➖ on a result: the same edit again, stronger or weaker. */
 export type Nudge = 'stronger' | 'weaker';
 
+/**
+ * What a reaction or button on a result asks for, besides ❌: a nudge, 🎲 `reroll` (the same edit on a new random
+ * face; results that started from a seed only), or ↩ `original` (the unedited face: the same edit at strength 0 on
+ * the face the result started from).
+ */
+export type FollowUp = Nudge | 'reroll' | 'original';
+
+/**
+ * How a request on a result arrived. A reaction by someone other than the requester is ignored (reactions are
+ * also just reactions); a button press always gets an answer (Discord and Slack wait for one).
+ */
+export type Via = 'reaction' | 'button';
+
+/** What a result offers (its buttons; also its reactions): a follow-up, or `cancel` (❌: cancel, or delete the result). */
+export type ResultAction = FollowUp | 'cancel';
+
+/** Said when a result's job record or image is no longer there (❌ deleted it, or it expired). */
+export const RESULT_GONE = 'This result is gone: it was deleted or has expired.';
+
 /** The bot core as the adapters see it. */
 export interface BotCore {
   commands(): CommandDefinition[];
   invoke(name: string, input: CommandInput, ctx: InvocationContext, target: ReplyTarget): Promise<CommandReply>;
   autocomplete(name: string, option: string, partial: string, ctx: InvocationContext): Promise<string[]>;
   /**
-   * A ➕/➖ on a result: planned like `/styleclip` (the server's rules apply), queued as a new job replying to
-   * `target`. Ignored (null) unless `userId` requested the job; deduped by `dedupeKey`.
+   * A ➕/➖ (🎲, ↩) on a result: planned like `/styleclip` (the server's rules apply), queued as a new job replying
+   * to `target`. Null (ignore it) for a repeated `dedupeKey`, and for a reaction by anyone but the requester; a
+   * button press by someone else is refused. Refused with RESULT_GONE once the result was deleted (or, for a
+   * button, expired).
    */
-  nudge(jobId: string, nudge: Nudge, userId: string, dedupeKey: string, target: ReplyTarget): Promise<CommandReply | null>;
+  nudge(jobId: string, action: FollowUp, userId: string, dedupeKey: string, target: ReplyTarget, via?: Via): Promise<CommandReply | null>;
   /**
-   * A ❌ on a job: cancels it while it waits or runs, deletes its result once it is finished. Ignored (null)
-   * unless `userId` requested the job; deduped by `dedupeKey`.
+   * A ❌ on a job: cancels it while it waits or runs (the reply's text is then CANCELLED_MESSAGE), deletes its
+   * result once it is finished. Who may, dedupe and RESULT_GONE as for `nudge`; adapters remove what is left of a
+   * deleted result on either answer.
    */
-  cancel(jobId: string, userId: string, dedupeKey: string): Promise<CommandReply | null>;
+  cancel(jobId: string, userId: string, dedupeKey: string, via?: Via): Promise<CommandReply | null>;
   /** Image of a completed job, re-encoded (WebP, JPEG, smaller) until it fits `maxBytes`. */
   resultImage(jobId: string, maxBytes?: number): Promise<ResultImage | null>;
   /** The latest small progress image of a running job (optimize), or null. Optional: older cores lack it. */
@@ -113,6 +139,8 @@ export interface BotCore {
   /** Remember that a platform message shows a job, so reactions on it find the job (persists with Redis). */
   linkMessage(platform: Platform, messageKey: string, jobId: string): Promise<void>;
   jobForMessage(platform: Platform, messageKey: string): Promise<string | null>;
+  /** The message keys linked to a job, newest first (what ❌ removes; persists with Redis like the links). */
+  messagesForJob(platform: Platform, jobId: string): Promise<string[]>;
 }
 
 /** What an adapter's start function returns (`startDiscordAdapter(core, env)`, `startSlackAdapter(core, env)`). */

@@ -35,7 +35,7 @@ function compareShape(label: string, what: string, actual: readonly (number | st
       problems.push(`${label}: ${what} is [${actual.join(', ')}], expected [${expected.join(', ')}]`);
     }
   });
-  return problems;
+  return [...new Set(problems)]; // one line per shape, however many axes differ
 }
 
 async function checkGraph(sig: GraphSig): Promise<string[]> {
@@ -118,10 +118,18 @@ export async function checkPack(dir: string): Promise<CheckResult> {
       outputs: [['delta', 'float32', ['B', numWs, wDim]]] as GraphSig['outputs'],
     })),
   ];
+  if (pj.encoder) {
+    const size = pj.encoder.inputSize;
+    const path = resolve(abs, pj.encoder.file);
+    if (await exists(path)) {
+      graphs.push({ label: 'encoder', path, inputs: [['images', 'float32', ['B', 3, size, size]]], outputs: [['wplus', 'float32', ['B', numWs, wDim]]] });
+    } else problems.push(`missing encoder file ${path}`);
+  }
   for (const g of graphs) {
     if (await exists(g.path)) problems.push(...(await checkGraph(g)));
   }
   const mappers = (pj.mappers ?? []).map((m) => m.slug).join(', ') || 'none';
-  const summary = `${pj.name}: ${R}px, W+ ${numWs}×${wDim}, S ${S} (${C} conv channels), CLIP ${embedDim}, mappers: ${mappers}${pj.untrained ? ', untrained' : ''}`;
+  const encoder = pj.encoder ? `, encoder: ${pj.encoder.format} ${pj.encoder.inputSize}px` : '';
+  const summary = `${pj.name}: ${R}px, W+ ${numWs}×${wDim}, S ${S} (${C} conv channels), CLIP ${embedDim}, mappers: ${mappers}${encoder}${pj.untrained ? ', untrained' : ''}`;
   return { problems, summary };
 }

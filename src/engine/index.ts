@@ -92,6 +92,7 @@ export class StyleClipEngine implements Engine {
   private readonly synthesis: LazySession;
   private readonly textEncoder: LazySession;
   private readonly mappers = new Map<string, LazySession>();
+  private readonly encoder: LazySession | null;
   private wAvg: Promise<Float32Array> | null = null;
   private globalData: Promise<{ fs3: Float32Array; std: Float32Array; tokenizer: TextTokenizer }> | null = null;
   private readonly prompts: BoundedMap<string, Promise<PromptDirection>>;
@@ -109,6 +110,7 @@ export class StyleClipEngine implements Engine {
     this.synthesis = new LazySession(pack.files.synthesis, sessionOpts);
     this.textEncoder = new LazySession(pack.files.textEncoder, sessionOpts);
     for (const m of j.mappers ?? []) this.mappers.set(m.slug, new LazySession(resolve(pack.dir, m.file), sessionOpts));
+    this.encoder = j.encoder ? new LazySession(resolve(pack.dir, j.encoder.file), sessionOpts) : null;
     const size = opts.cacheSize ?? 256;
     this.prompts = new BoundedMap(size);
     this.deltas = new BoundedMap(size * 4);
@@ -309,6 +311,23 @@ export class StyleClipEngine implements Engine {
     return styles;
   }
 
+  async encode(images: Float32Array, n: number): Promise<LatentState[]> {
+    const { encoder, numWs, wDim, name } = this.summary;
+    if (!this.encoder || !encoder) {
+      throw new EngineError('no_encoder', `pack ${name} has no image encoder; add one with: npm run toolkit -- convert-encoder --format e4e --checkpoint e4e_ffhq_encode.pt --out ${this.pack.dir}`);
+    }
+    const size = encoder.inputSize;
+    if (!Number.isInteger(n) || n < 0 || images.length !== n * 3 * size * size) {
+      throw new EngineError('bad_image_shape', `encode got ${images.length} values for ${n} images; the encoder takes [${n}, 3, ${size}, ${size}] (aligned RGB faces in [-1, 1])`);
+    }
+    if (n === 0) return [];
+    const out = await this.encoder.run({ images: new ort.Tensor('float32', images, [n, 3, size, size]) });
+    const w = tensorData(out, 'wplus', 'encoder.onnx');
+    const row = numWs * wDim;
+    if (w.length !== n * row) throw new EngineError('bad_pack', `encoder.onnx returned ${w.length / n} values per image; this pack needs W+ ${numWs}×${wDim}`);
+    return Array.from({ length: n }, (_, i) => ({ wplus: w.slice(i * row, (i + 1) * row) }));
+  }
+
   async render(states: LatentState[]): Promise<RenderedImage[]> {
     if (states.length === 0) return [];
     const { styleChannels, resolution } = this.summary;
@@ -320,7 +339,8 @@ export class StyleClipEngine implements Engine {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.mapping, this.toStyles, this.synthesis, this.textEncoder, ...this.mappers.values()].map((s) => s.release()));
+    const sessions = [this.mapping, this.toStyles, this.synthesis, this.textEncoder, ...this.mappers.values(), ...(this.encoder ? [this.encoder] : [])];
+    await Promise.all(sessions.map((s) => s.release()));
   }
 }
 

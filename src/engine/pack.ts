@@ -20,6 +20,13 @@ export interface MapperEntry {
   levels?: { coarse: boolean; medium: boolean; fine: boolean };
 }
 
+/** The optional image encoder (e4e): aligned face [B, 3, inputSize, inputSize] in [-1, 1] → W+. */
+export interface EncoderEntry {
+  file: string;
+  inputSize: number;
+  format: string;
+}
+
 export interface PackJson {
   format: 'styleclip-pack';
   version: number;
@@ -33,6 +40,7 @@ export interface PackJson {
   clip: { embedDim: number; contextLength: number; imageSize?: number };
   defaults: PackSummary['defaults'];
   mappers?: MapperEntry[];
+  encoder?: EncoderEntry;
   files?: Partial<Record<FileKey, string>>;
   [key: string]: unknown;
 }
@@ -171,6 +179,12 @@ export function validatePackJson(json: unknown): string[] {
       });
     }
   }
+  if (p.encoder !== undefined) {
+    const e = p.encoder;
+    if (typeof e?.file !== 'string' || !isPosInt(e.inputSize) || typeof e.format !== 'string') {
+      problems.push('pack.json: encoder needs file, inputSize (a positive integer) and format');
+    }
+  }
   return problems;
 }
 
@@ -255,6 +269,7 @@ export function summarizePack(pack: Pack, name = pack.json.name): PackSummary {
     convChannels: pack.layout.convChannels,
     mappers: (j.mappers ?? []).map((m) => ({ name: m.name, slug: m.slug })),
     identity: !!(j as { identity?: unknown }).identity,
+    ...(j.encoder ? { encoder: { inputSize: j.encoder.inputSize, format: j.encoder.format } } : {}),
     defaults: { ...j.defaults },
   };
 }

@@ -58,6 +58,8 @@ export interface PackSummary {
   mappers: { name: string; slug: string }[];
   /** Whether the pack carries ArcFace weights (identity/, for the ID loss of latent optimization); unknown when absent. */
   identity?: boolean;
+  /** The image encoder, when the pack has one: `encode` takes [N, 3, inputSize, inputSize]. */
+  encoder?: { inputSize: number; format: string };
   defaults: {
     neutral: string;
     targetTemplate: string;
@@ -100,6 +102,11 @@ export interface Engine {
   sample(seeds: number[], truncation?: number): Promise<LatentState[]>;
   /** Applies specs[i] to states[i]. Text directions are cached per (target, neutral). */
   edit(states: LatentState[], specs: EditSpec[]): Promise<{ state: LatentState; info: EditInfo }[]>;
+  /**
+   * W+ of n aligned faces (one encoder call): `images` is [n, 3, S, S] float32, RGB in [-1, 1]
+   * (x / 127.5 − 1), S = summary.encoder.inputSize. EngineError `no_encoder` without one.
+   */
+  encode(images: Float32Array, n: number): Promise<LatentState[]>;
   /** One synthesis call for the batch. */
   render(states: LatentState[]): Promise<RenderedImage[]>;
   close(): Promise<void>;

@@ -8,6 +8,12 @@ export const QUEUE_NAME = 'styleclip-edits';
 /** Gradient jobs (latent optimization): only workers with PyTorch take from this queue (lanes.ts). */
 export const GRADIENT_QUEUE_NAME = 'styleclip-gradients';
 
+/**
+ * Reconnect attempts at most once a second. BullMQ's own backoff grows to 20 s, so after an outage of a few
+ * seconds the worker would fetch no job, and the bot queue none, for up to 20 s after Redis was back.
+ */
+const retryStrategy = (times: number) => Math.min(times * 100, 1000);
+
 export interface BullQueueOptions {
   redisUrl: string;
   /** BullMQ queue name (default QUEUE_NAME). */
@@ -19,6 +25,11 @@ export interface BullQueueOptions {
   events?: boolean;
   /** Connection errors (Redis down, auth…); BullMQ reconnects by itself, this is for the logs. */
   onError?: (err: Error, source: 'queue' | 'events' | 'worker') => void;
+}
+
+/** BullMQ's error about a job that is no longer in Redis (lost with its data, or removed by hand). */
+export function isLostJobError(err: unknown): boolean {
+  return /^Missing key for job/.test((err as Error)?.message ?? '');
 }
 
 export class BullQueue implements JobQueue {
@@ -35,9 +46,9 @@ export class BullQueue implements JobQueue {
     const prefix = options.prefix ?? 'styleclip';
     // The producer fails fast while Redis is down, so the user hears it now rather than never.
     this.name = options.name ?? QUEUE_NAME;
-    this.queue = new Queue(this.name, { connection: { url: options.redisUrl, enableOfflineQueue: false }, prefix });
+    this.queue = new Queue(this.name, { connection: { url: options.redisUrl, enableOfflineQueue: false, retryStrategy }, prefix });
     this.queue.on('error', (err) => this.reportError(err, 'queue'));
-    this.events = options.events === false ? null : new QueueEvents(this.name, { connection: { url: options.redisUrl }, prefix });
+    this.events = options.events === false ? null : new QueueEvents(this.name, { connection: { url: options.redisUrl, retryStrategy }, prefix });
     if (this.events) {
       this.events.on('error', (err) => this.reportError(err, 'events'));
       this.events.on('active', ({ jobId }) => this.emit({ type: 'active', jobId }));
@@ -98,6 +109,15 @@ export class BullQueue implements JobQueue {
     return active.filter((j) => j?.id).map((j) => ({ id: j.id!, state: 'active' as const, data: j.data, startedAt: j.processedOn }));
   }
 
+  async status(jobId: string) {
+    const job = await this.queue.getJob(jobId);
+    if (!job) return { state: 'missing' as const };
+    const state = await job.getState();
+    if (state === 'completed') return { state: 'completed' as const };
+    if (state === 'failed') return { state: 'failed' as const, reason: job.failedReason };
+    return { state: state === 'unknown' ? ('missing' as const) : ('pending' as const) };
+  }
+
   async removeWaiting(jobId: string) {
     const job = await this.queue.getJob(jobId);
     if (!job) return false;
@@ -121,7 +141,11 @@ export class BullQueue implements JobQueue {
             data: job.data,
             attempt: job.attemptsMade + 1,
             startedAt: job.processedOn ?? Date.now(),
-            progress: (percent) => job.updateProgress(percent),
+            // A job that vanished from the queue meanwhile (Redis restarted without its data) runs on: its
+            // result is stored, and the bot's watchdog delivers it. A lost job is not a failed try.
+            progress: (percent) => job.updateProgress(percent).catch((err: Error) => {
+              if (!isLostJobError(err)) throw err;
+            }),
           });
         } catch (err) {
           if (err instanceof PermanentJobError) throw new UnrecoverableError(err.message);
@@ -134,7 +158,7 @@ export class BullQueue implements JobQueue {
         }
       },
       {
-        connection: { url: this.options.redisUrl, maxRetriesPerRequest: null },
+        connection: { url: this.options.redisUrl, maxRetriesPerRequest: null, retryStrategy },
         prefix: this.options.prefix ?? 'styleclip',
         concurrency,
         lockDuration: this.tuning.lockDurationMs,

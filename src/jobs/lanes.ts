@@ -38,6 +38,12 @@ export class LaneQueue implements JobQueue {
     return [...a, ...b];
   }
 
+  /** Where a job is in whichever lane knows it (the watchdog asks by id: a job on the gradient lane is not lost). */
+  async status(jobId: string): ReturnType<JobQueue['status']> {
+    const [edit, gradient] = await Promise.all([this.edits.status(jobId), this.gradients.status(jobId)]);
+    return edit.state !== 'missing' ? edit : gradient;
+  }
+
   async removeWaiting(jobId: string): Promise<boolean> {
     return (await this.edits.removeWaiting(jobId)) || (await this.gradients.removeWaiting(jobId));
   }

@@ -55,6 +55,11 @@ export class MemoryQueue implements JobQueue {
     return [...this.active.values()].map((e) => ({ id: e.data.jobId, state: 'active' as const, data: e.data, startedAt: e.startedAt }));
   }
 
+  /** Finished jobs are forgotten at once here (the core's job records remember them), so they read as missing. */
+  async status(jobId: string) {
+    return { state: this.known.has(jobId) ? ('pending' as const) : ('missing' as const) };
+  }
+
   async removeWaiting(jobId: string) {
     const retry = this.retrying.get(jobId);
     if (retry) {

@@ -50,6 +50,12 @@ export interface JobQueue {
   inFlight(): Promise<InFlightJob[]>;
   /** Running jobs only (as many as the workers' concurrency: cheap enough for every job start). */
   running(): Promise<InFlightJob[]>;
+  /**
+   * Where a job is now: still to run (waiting, delayed or active), finished (`reason` says why it failed), or
+   * unknown to the queue (never added, removed, or lost with Redis's data). Finished jobs are kept a while
+   * (BullMQ: an hour when completed, a day when failed).
+   */
+  status(jobId: string): Promise<{ state: 'pending' | 'completed' | 'failed' | 'missing'; reason?: string }>;
   /** Removes a waiting job (true) or returns false (running or unknown; running jobs see the cancel flag). */
   removeWaiting(jobId: string): Promise<boolean>;
   onEvent(listener: (event: QueueEvent) => void): () => void;

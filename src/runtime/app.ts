@@ -3,13 +3,14 @@
 import { COMMANDS } from '../../commands/index.ts';
 import { Bot } from '../core/bot.ts';
 import { PackCatalog } from '../engine/catalog.ts';
-import { BullQueue, GRADIENT_QUEUE_NAME } from '../jobs/bull-queue.ts';
+import { BullQueue, GRADIENT_QUEUE_NAME, isLostJobError } from '../jobs/bull-queue.ts';
 import { LaneQueue } from '../jobs/lanes.ts';
 import { MemoryQueue } from '../jobs/memory-queue.ts';
 import { defaultTuning, type JobQueue, type QueueTuning } from '../jobs/queue.ts';
 import type { Logger } from '../log.ts';
 import { Metrics } from '../metrics.ts';
-import { MemoryStore, type Store } from '../state/store.ts';
+import { isRedisDown, MemoryStore, type Store } from '../state/store.ts';
+import { RedisHealth } from '../state/redis-health.ts';
 import { RedisStore } from '../state/redis-store.ts';
 import type { WorkerService } from '../worker/service.ts';
 import { startWorker } from '../worker/start.ts';
@@ -17,7 +18,7 @@ import type { GradientStatus, WorkerWithGradients } from '../worker/gradient-sta
 import type { Config } from '../config.ts';
 
 export interface AppOptions
-  extends Pick<Config, 'packDir' | 'packsDir' | 'redisUrl' | 'resultTtlS' | 'device' | 'batchSize' | 'batchWindowMs'>,
+  extends Pick<Config, 'packDir' | 'packsDir' | 'redisUrl' | 'resultTtlS' | 'device' | 'batchSize' | 'batchWindowMs' | 'outageMs' | 'watchdogMs'>,
     Partial<Pick<Config, 'optimize' | 'optimizeBudgetS'>> {
   /** Redis key prefix for the store and BullMQ (STYLECLIP_REDIS_PREFIX); tests use a unique one. */
   prefix: string;
@@ -51,6 +52,23 @@ export class App extends Bot {
   /** The in-process worker's gradient lane (optimize jobs): on, probing, unavailable (why) or off. */
   gradients(): GradientStatus | null {
     return (this.worker as WorkerWithGradients | null)?.gradients?.() ?? null;
+  }
+
+  /** /healthz's body: `ok: false` (a 503) while Redis is away. */
+  async health(role: string): Promise<Record<string, unknown>> {
+    const redis = this.redis();
+    if (redis && !redis.up) return { ok: false, role, status: 'redis down', redisDownForS: redis.downForS };
+    await this.store.get('healthz'); // throws while Redis is unreachable → 503
+    const pack = this.packs.defaultPack;
+    return {
+      ok: true,
+      role,
+      queue: redis ? 'redis' : 'memory',
+      pack: pack.name,
+      untrained: pack.untrained,
+      worker: this.workerStats(),
+      gradients: this.gradients(),
+    };
   }
 
   /** The in-process worker's throughput, when there is one. */
@@ -89,8 +107,10 @@ export async function createApp(o: AppOptions): Promise<App> {
   const log = o.logger;
   const packs = new PackCatalog(o.packDir, o.packsDir);
   const metrics = new Metrics();
-  const store: Store = o.redisUrl ? RedisStore.connect(o.redisUrl, `${o.prefix}:`) : new MemoryStore();
-  const onError = (err: Error, source: string) => log.warn({ source, err: err.message }, 'queue connection error');
+  const redisStore = o.redisUrl ? RedisStore.connect(o.redisUrl, `${o.prefix}:`) : null;
+  const store: Store = redisStore ?? new MemoryStore();
+  const health = redisStore ? new RedisHealth({ log, metrics, boundMs: o.outageMs }).watch(redisStore.connection) : null;
+  const onError = queueErrorLogger(log);
   // Two lanes: fast edits, and gradient jobs (optimize) that only workers with PyTorch take (src/jobs/lanes.ts).
   const lane = (name?: string): JobQueue =>
     o.redisUrl ? new BullQueue({ redisUrl: o.redisUrl, prefix: o.prefix, tuning: o.tuning, onError, ...(name ? { name } : {}) }) : new MemoryQueue(o.tuning);
@@ -106,5 +126,21 @@ export async function createApp(o: AppOptions): Promise<App> {
     await store.close();
     throw err;
   }
-  return new App({ commands: COMMANDS, packs, store, queue, metrics, log, resultTtlS: o.resultTtlS }, worker);
+  return new App(
+    { commands: COMMANDS, packs, store, queue, metrics, log, resultTtlS: o.resultTtlS, health, outageMs: o.outageMs, watchdogMs: o.watchdogMs },
+    worker,
+  );
+}
+
+/**
+ * BullMQ's connection errors, for the logs. Lost connections are not among them: RedisHealth logs an outage
+ * once when it starts and once when it ends, where each reconnect attempt would log one here.
+ */
+export function queueErrorLogger(log: Logger): (err: Error, source: string) => void {
+  return (err, source) => {
+    if (isRedisDown(err)) return;
+    // A job gone from Redis (lost with its data, removed by hand): the watchdog of the bot that awaits it deals with it.
+    if (isLostJobError(err)) log.info({ source, err: err.message }, 'job no longer in the queue');
+    else log.warn({ source, err: err.message }, 'queue connection error');
+  };
 }

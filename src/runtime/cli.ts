@@ -12,11 +12,12 @@ import type { AdapterHandle, BotCore } from '../core/types.ts';
 import { PackCatalog } from '../engine/catalog.ts';
 import { createPlayground } from '../adapters/playground/index.ts';
 import { startOpsServer } from './http.ts';
-import { appOptions, createApp, queueTuning } from './app.ts';
+import { appOptions, createApp, queueErrorLogger, queueTuning } from './app.ts';
 import { BullQueue, GRADIENT_QUEUE_NAME } from '../jobs/bull-queue.ts';
 import { LaneQueue } from '../jobs/lanes.ts';
 import { settlesWithin } from '../jobs/queue.ts';
 import { RedisStore } from '../state/redis-store.ts';
+import { RedisHealth } from '../state/redis-health.ts';
 import { startWorker } from '../worker/start.ts';
 
 const HELP: Record<string, string> = {
@@ -132,10 +133,7 @@ async function serve(role: 'start' | 'bot', argv: string[]): Promise<number> {
   const server = await startOpsServer({
     host: config.host,
     port: config.port,
-    health: async () => {
-      await bot.store.get('healthz'); // throws while Redis is unreachable → 503
-      return { ok: true, role, queue: config.redisUrl ? 'redis' : 'memory', pack: pack.name, untrained: pack.untrained, worker: bot.workerStats(), gradients: bot.gradients() };
-    },
+    health: () => bot.health(role),
     metrics: async () => ({ contentType: bot.metrics.contentType, text: await bot.metricsText() }),
     routes: playground?.routes,
   }).catch(async (err: unknown) => {
@@ -183,12 +181,13 @@ export async function runWorker(argv: string[]): Promise<number> {
   const packs = new PackCatalog(config.packDir, config.packsDir);
   const metrics = new Metrics({ defaults: true });
   const store = RedisStore.connect(config.redisUrl, `${config.redisPrefix}:`);
+  const redis = new RedisHealth({ log, metrics, boundMs: config.outageMs }).watch(store.connection);
   const lane = (name?: string) =>
     new BullQueue({
       redisUrl: config.redisUrl!,
       prefix: config.redisPrefix,
       events: false,
-      onError: (err, source) => log.warn({ source, err: err.message }, 'queue connection error'),
+      onError: queueErrorLogger(log),
       tuning: queueTuning(config),
       ...(name ? { name } : {}),
     });
@@ -204,7 +203,16 @@ export async function runWorker(argv: string[]): Promise<number> {
   const server = await startOpsServer({
     host: config.host,
     port: config.port,
-    health: async () => ({ ok: true, role: 'worker', device: config.device, pack: packs.defaultPack.name, ...service.stats(), gradients: service.gradients() }),
+    // Redis away: 503 (the worker holds its running jobs meanwhile and takes no new ones).
+    health: async () => ({
+      ok: redis.up,
+      role: 'worker',
+      ...(redis.up ? {} : { status: 'redis down', redisDownForS: Math.round(redis.downForMs() / 1000) }),
+      device: config.device,
+      pack: packs.defaultPack.name,
+      ...service.stats(),
+      gradients: service.gradients(),
+    }),
     metrics: async () => ({ contentType: metrics.contentType, text: await metrics.text() }),
   }).catch(async (err: unknown) => {
     await service.close();

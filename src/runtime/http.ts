@@ -6,7 +6,7 @@ import { sendJson, type RouteHandler } from '../http.ts';
 export interface OpsServerOptions {
   host: string;
   port: number;
-  /** null while starting (503), else the JSON body of a 200. */
+  /** null while starting (503), else the JSON body: a 200, or a 503 when it says `ok: false` (e.g. Redis down). */
   health: () => Promise<Record<string, unknown> | null>;
   metrics: () => Promise<{ contentType: string; text: string }>;
   /** Extra routes (the playground); returns true when it answered. */
@@ -24,7 +24,7 @@ export async function startOpsServer(o: OpsServerOptions): Promise<OpsServer> {
     try {
       if (req.method === 'GET' && url.pathname === '/healthz') {
         const health = await o.health().catch(() => null);
-        return sendJson(res, health ? 200 : 503, health ?? { ok: false, status: 'starting' });
+        return sendJson(res, health && health.ok !== false ? 200 : 503, health ?? { ok: false, status: 'starting' });
       }
       if (req.method === 'GET' && url.pathname === '/metrics') {
         const m = await o.metrics();

@@ -12,6 +12,10 @@ export const keys = {
   cancel: (id: string) => `cancel:${id}`,
   claim: (id: string, what: string) => `claim:${id}:${what}`,
   link: (platform: string, messageKey: string) => `link:${platform}:${messageKey}`,
+  /** The message keys linked to a job (newest first), so a ❌ can remove every message that shows it. */
+  jobLinks: (platform: string, jobId: string) => `links:${platform}:${jobId}`,
+  /** Set when ❌ deleted a finished result: follow-ups on what is left of it are refused. */
+  deleted: (id: string) => `deleted:${id}`,
   nudge: (dedupeKey: string) => `nudge:${dedupeKey}`,
   /** A user's latest finished job ids (newest first), for `source` suggestions. */
   recent: (platform: string, userId: string) => `recent:${platform}:${userId}`,

@@ -10,9 +10,20 @@ export class RedisStore implements Store {
 
   static connect(url: string, prefix: string): RedisStore {
     // Fail fast while Redis is down instead of queueing commands in memory: callers tell the user.
-    const redis = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false });
+    // Reconnect attempts at most every 500 ms (ioredis: 2 s), so a restarted Redis is taken up again at once.
+    const redis = new Redis(url, {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      lazyConnect: false,
+      retryStrategy: (times) => Math.min(times * 50, 500),
+    });
     redis.on('error', () => {}); // reconnects on its own; failures surface on the next command
     return new RedisStore(redis, prefix);
+  }
+
+  /** The client, for connection events (RedisHealth.watch). */
+  get connection(): Redis {
+    return this.redis;
   }
 
   private k(key: string) {

@@ -32,6 +32,8 @@ export interface ServerSettings {
   optimizeL2: number;
   /** Weight of the ArcFace ID loss (official 0; the notebook uses 0.005); > 0 needs identity/ in the pack. */
   optimizeId: number;
+  /** Results are hidden until asked for: Discord spoiler attachments, a "show image" button on Slack. */
+  spoiler: boolean;
 }
 
 /** Steps an admin may allow at most (`optimize-steps-max`); the official loop runs 300. */
@@ -57,6 +59,7 @@ export const DEFAULT_SETTINGS: ServerSettings = {
   optimizeStepsMax: 300,
   optimizeL2: 0.008,
   optimizeId: 0,
+  spoiler: false,
 };
 
 /** Setting names as users type them, with how to parse and check each. */
@@ -76,6 +79,7 @@ export const SETTING_KEYS = [
   'optimize-steps-max',
   'optimize-l2',
   'optimize-id',
+  'spoiler',
 ] as const;
 export type SettingKey = (typeof SETTING_KEYS)[number];
 
@@ -101,6 +105,13 @@ function limit(key: string, value: string): number {
   const n = num(key, value);
   if (!Number.isInteger(n) || n < 0 || n > 10_000) throw new SettingsError(`${key} must be a whole number from 0 to 10000.`);
   return n;
+}
+
+/** A switch: on/off (true/false, yes/no). */
+function onOff(key: string, value: string): boolean {
+  const v = value.trim().toLowerCase();
+  if (!['on', 'off', 'true', 'false', 'yes', 'no'].includes(v)) throw new SettingsError(`${key} must be on or off.`);
+  return ['on', 'true', 'yes'].includes(v);
 }
 
 const isDefault = (value: string) => ['default', 'none', ''].includes(value.trim().toLowerCase());
@@ -159,12 +170,9 @@ export function applySetting(s: ServerSettings, key: string, value: string, pack
     case 'server-waiting':
       next.serverWaiting = limit(key, value);
       break;
-    case 'optimize': {
-      const v = value.trim().toLowerCase();
-      if (!['on', 'off', 'true', 'false', 'yes', 'no'].includes(v)) throw new SettingsError('optimize must be on or off.');
-      next.optimize = ['on', 'true', 'yes'].includes(v);
+    case 'optimize':
+      next.optimize = onOff(key, value);
       break;
-    }
     case 'optimize-steps-max': {
       const n = num(key, value);
       if (!Number.isInteger(n) || n < 1 || n > OPTIMIZE_STEPS_LIMIT) throw new SettingsError(`${key} must be a whole number from 1 to ${OPTIMIZE_STEPS_LIMIT}.`);
@@ -179,6 +187,9 @@ export function applySetting(s: ServerSettings, key: string, value: string, pack
       else next.optimizeId = n;
       break;
     }
+    case 'spoiler':
+      next.spoiler = onOff(key, value);
+      break;
     default:
       throw new SettingsError(`Unknown setting "${key}". Settings: ${SETTING_KEYS.join(', ')}.`);
   }

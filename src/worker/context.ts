@@ -13,4 +13,6 @@ export interface WorkerContext {
   log: Logger;
   device: 'cpu' | 'cuda';
   resultTtlS: number;
+  /** REDIS_OUTAGE_MS: how long a running job waits for Redis before it goes back to the queue (no try spent). */
+  outageMs: number;
 }

@@ -11,6 +11,7 @@ import { keys } from '../state/keys.ts';
 import { advertise, type Advertisement } from '../state/capabilities.ts';
 import type { WorkerContext } from './context.ts';
 import { startOptimization, type OptimizeRun, type TorchProbe } from './optimizer.ts';
+import { rideOutJob, ridingStore, type Ride } from './ride.ts';
 
 export interface OptimizeLaneOptions extends WorkerContext {
   /** Here: the gradient lane's queue. */
@@ -18,7 +19,7 @@ export interface OptimizeLaneOptions extends WorkerContext {
   /** Longest a job may run (OPTIMIZE_BUDGET_S); past it the run is stopped and the user told. */
   budgetS: number;
   torch: Extract<TorchProbe, { ok: true }>;
-  checkRunningCaps(job: ActiveJob): Promise<void>;
+  checkRunningCaps(job: ActiveJob, ride?: Ride): Promise<void>;
   /** How often the cancel flag is read while a run is under way (default 250 ms). */
   cancelPollMs?: number;
 }
@@ -47,14 +48,16 @@ export function startOptimizeLane(o: OptimizeLaneOptions): OptimizeLane {
   const workerName = `${os.hostname()}:${process.pid}`;
   const ad: Advertisement = advertise(o.store, 'optimize', { worker: workerName, device: o.device, torch: o.torch.torch });
 
-  async function handle(job: ActiveJob) {
+  async function handle(job: ActiveJob, ride: Ride) {
     const { id, data } = job;
+    // Every store call rides out a Redis outage (up to REDIS_OUTAGE_MS), as on the edit lane (ride.ts).
+    const store = ridingStore(o.store, ride);
     if (data.spec.method !== 'optimize') throw new PermanentJobError('wrong_lane', 'Only optimize jobs belong on the gradient lane.');
     const spec = data.spec;
-    if (await o.store.get(keys.cancel(id))) throw new PermanentJobError('cancelled', CANCELLED_MESSAGE);
-    if (await o.store.get(keys.resultMeta(id))) return; // finished before a crash: nothing to redo
+    if (await store.get(keys.cancel(id))) throw new PermanentJobError('cancelled', CANCELLED_MESSAGE);
+    if (await store.get(keys.resultMeta(id))) return; // finished before a crash: nothing to redo
     if (closing) throw new PostponeJob(SHUT_DOWN, HAND_BACK_MS);
-    await o.checkRunningCaps(job);
+    await o.checkRunningCaps(job, ride);
     const pack = o.packs.get(data.pack);
     if (!pack) throw new PermanentJobError('unknown_pack', `Model pack "${data.pack}" is not installed on this worker.`);
     const pickedAt = Date.now();
@@ -65,9 +68,9 @@ export function startOptimizeLane(o: OptimizeLaneOptions): OptimizeLane {
     else {
       const from = data.source.jobId;
       const [meta, wplus, delta] = await Promise.all([
-        getJSON<ResultMeta>(o.store, keys.resultMeta(from)),
-        o.store.get(keys.resultWplus(from)),
-        o.store.get(keys.resultDelta(from)),
+        getJSON<ResultMeta>(store, keys.resultMeta(from)),
+        store.get(keys.resultWplus(from)),
+        store.get(keys.resultDelta(from)),
       ]);
       if (!meta || !wplus) throw new PermanentJobError('source_expired', `The result ${from} you started from has expired; start a new edit.`);
       if (delta) {
@@ -87,7 +90,7 @@ export function startOptimizeLane(o: OptimizeLaneOptions): OptimizeLane {
           const percent = Math.min(90, OPTIMIZE_START_PROGRESS + 1 + Math.floor((84 * step.step) / step.steps));
           chain = chain
             .then(async () => {
-              if (step.preview) await o.store.set(keys.preview(id), step.preview, o.resultTtlS);
+              if (step.preview) await o.store.set(keys.preview(id), step.preview, o.resultTtlS); // best effort: not ridden out
               await job.progress(percent);
             })
             .catch((err) => o.log.warn({ jobId: id, err: (err as Error).message }, 'optimize progress not recorded'));
@@ -121,7 +124,7 @@ export function startOptimizeLane(o: OptimizeLaneOptions): OptimizeLane {
     }
 
     if (outcome.kind === 'stopped') {
-      await o.store.del(keys.preview(id)).catch(() => {});
+      await store.del(keys.preview(id)).catch(() => {});
       if (outcome.reason === 'cancelled') throw new PermanentJobError('cancelled', CANCELLED_MESSAGE);
       if (outcome.reason === 'shutdown') throw new PostponeJob(SHUT_DOWN, HAND_BACK_MS);
       throw new PermanentJobError(
@@ -131,7 +134,7 @@ export function startOptimizeLane(o: OptimizeLaneOptions): OptimizeLane {
     }
     if (outcome.kind === 'refused') throw new PermanentJobError('optimize_refused', outcome.message);
     if (outcome.kind === 'crashed') throw Object.assign(new Error(outcome.message), { code: 'optimize_crashed' });
-    if (await o.store.get(keys.cancel(id))) throw new PermanentJobError('cancelled', CANCELLED_MESSAGE);
+    if (await store.get(keys.cancel(id))) throw new PermanentJobError('cancelled', CANCELLED_MESSAGE);
 
     const s = outcome.summary;
     lastStepsPerS = s.stepsPerS;
@@ -163,15 +166,15 @@ export function startOptimizeLane(o: OptimizeLaneOptions): OptimizeLane {
     o.metrics.engineSeconds.observe({ stage: 'optimize' }, s.seconds);
     const ttl = o.resultTtlS;
     await job.progress(95);
-    await o.store.set(keys.resultPng(id), outcome.png, ttl);
-    await o.store.set(keys.resultWplus(id), bytes(outcome.wplus), ttl);
-    await setJSON(o.store, keys.resultMeta(id), meta, ttl); // written last: its presence means "result complete"
-    await o.store.del(keys.preview(id)).catch(() => {});
+    await store.set(keys.resultPng(id), outcome.png, ttl);
+    await store.set(keys.resultWplus(id), bytes(outcome.wplus), ttl);
+    await setJSON(store, keys.resultMeta(id), meta, ttl); // written last: its presence means "result complete"
+    await store.del(keys.preview(id)).catch(() => {});
   }
 
   const handle_: ProcessorHandle = o.queue.process(async (job) => {
     try {
-      await handle(job);
+      await rideOutJob(o, job, handle);
       done += 1;
     } catch (err) {
       if (err instanceof PostponeJob) throw err;

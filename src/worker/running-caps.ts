@@ -6,6 +6,10 @@ import type { ActiveJob, InFlightJob, JobQueue } from '../jobs/queue.ts';
 import { PostponeJob } from '../jobs/types.ts';
 import type { SettingsService } from '../state/settings.ts';
 
+/** How the check reaches Redis: directly, or through a job's ride-out (ride.ts). */
+type Ride = <T>(op: () => Promise<T>) => Promise<T>;
+const direct: Ride = (op) => op();
+
 /** How long a job over a running-jobs cap waits before it is looked at again. */
 export const CAP_RETRY_MS = 1000;
 
@@ -17,9 +21,9 @@ function startedBefore(other: InFlightJob, job: ActiveJob): boolean {
 
 /** Throws PostponeJob when `job` may not start yet; `queue.running()` must see every lane. */
 export function runningCapsCheck(queue: JobQueue, settings: SettingsService, metrics: Metrics) {
-  return async function checkRunningCaps(job: ActiveJob): Promise<void> {
+  return async function checkRunningCaps(job: ActiveJob, ride: Ride = direct): Promise<void> {
     const { data } = job;
-    const [s, active] = await Promise.all([settings.get(data.scope), queue.running()]);
+    const [s, active] = await ride(() => Promise.all([settings.get(data.scope), queue.running()]));
     const ahead = active.filter((j) => j.id !== job.id && startedBefore(j, job));
     const user = ahead.filter((j) => j.data.platform === data.platform && j.data.requesterId === data.requesterId).length;
     if (user >= s.userRunning) {

@@ -13,6 +13,7 @@ import type { LatentState } from '../engine/types.ts';
 import type { EditExecutor, ExecItem } from './executor.ts';
 import { Batcher } from './batcher.ts';
 import { runningCapsCheck } from './running-caps.ts';
+import { rideOutJob, ridingStore, type Ride } from './ride.ts';
 
 export interface WorkerServiceOptions {
   queue: JobQueue;
@@ -22,6 +23,11 @@ export interface WorkerServiceOptions {
   batchSize: number;
   batchWindowMs: number;
   resultTtlS: number;
+  /**
+   * REDIS_OUTAGE_MS: how long a running job waits for Redis (its reads and result writes are retried) before
+   * it is handed back to the queue. Either way no try is spent: an outage is not the job's fault.
+   */
+  outageMs: number;
   metrics: Metrics;
   log: Logger;
 }
@@ -68,11 +74,13 @@ export function startWorkerService(o: WorkerServiceOptions): WorkerService {
   let recent: number[] = []; // completion times within the last minute
   const running = new Set<string>();
 
-  async function handle(job: ActiveJob) {
+  async function handle(job: ActiveJob, ride: Ride) {
     const { id, data, progress } = job;
-    if (await o.store.get(keys.cancel(id))) throw new PermanentJobError('cancelled', CANCELLED_MESSAGE);
-    if (await o.store.get(keys.resultMeta(id))) return; // finished before a crash: nothing to redo
-    await checkRunningCaps(job);
+    // Every store call rides out a Redis outage (up to REDIS_OUTAGE_MS): a restart costs the job nothing.
+    const store = ridingStore(o.store, ride);
+    if (await store.get(keys.cancel(id))) throw new PermanentJobError('cancelled', CANCELLED_MESSAGE);
+    if (await store.get(keys.resultMeta(id))) return; // finished before a crash: nothing to redo
+    await checkRunningCaps(job, ride);
     const pack = o.packs.get(data.pack);
     if (!pack) throw new PermanentJobError('unknown_pack', `Model pack "${data.pack}" is not installed on this worker.`);
     const pickedAt = Date.now();
@@ -81,7 +89,7 @@ export function startWorkerService(o: WorkerServiceOptions): WorkerService {
     let seed: number | undefined;
     if (data.source.kind === 'seed') item.seed = seed = data.source.seed;
     else {
-      const source = await loadSource(o.store, data.source.jobId);
+      const source = await loadSource(store, data.source.jobId);
       item.source = source.state;
       seed = source.meta.seed;
     }
@@ -91,7 +99,7 @@ export function startWorkerService(o: WorkerServiceOptions): WorkerService {
       if (out.permanent) throw new PermanentJobError(out.code, out.message);
       throw Object.assign(new Error(out.message), { code: out.code });
     }
-    if (await o.store.get(keys.cancel(id))) throw new PermanentJobError('cancelled', CANCELLED_MESSAGE);
+    if (await store.get(keys.cancel(id))) throw new PermanentJobError('cancelled', CANCELLED_MESSAGE);
     await progress(90);
     const meta: ResultMeta = {
       jobId: id,
@@ -106,17 +114,17 @@ export function startWorkerService(o: WorkerServiceOptions): WorkerService {
       completedAt: Date.now(),
     };
     const ttl = o.resultTtlS;
-    await o.store.set(keys.resultPng(id), Buffer.from(out.png.buffer, out.png.byteOffset, out.png.byteLength), ttl);
-    await o.store.set(keys.resultWplus(id), bytes(out.state.wplus), ttl);
-    if (out.state.styleDelta) await o.store.set(keys.resultDelta(id), bytes(out.state.styleDelta), ttl);
-    await setJSON(o.store, keys.resultMeta(id), meta, ttl); // written last: its presence means "result complete"
+    await store.set(keys.resultPng(id), Buffer.from(out.png.buffer, out.png.byteOffset, out.png.byteLength), ttl);
+    await store.set(keys.resultWplus(id), bytes(out.state.wplus), ttl);
+    if (out.state.styleDelta) await store.set(keys.resultDelta(id), bytes(out.state.styleDelta), ttl);
+    await setJSON(store, keys.resultMeta(id), meta, ttl); // written last: its presence means "result complete"
   }
 
   const handle_: ProcessorHandle = o.queue.process(
     async (job) => {
       running.add(job.id);
       try {
-        await handle(job);
+        await rideOutJob(o, job, handle);
         done += 1;
         recent.push(Date.now());
       } catch (err) {

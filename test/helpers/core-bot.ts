@@ -1,5 +1,6 @@
 // One-call bot core for tests (bot-core's and the adapters' E2E tests): in-process queue, fake engine in a worker
-// thread, a throwaway pack.json. `makeTestBot({ redisUrl })` uses BullMQ with a unique prefix instead.
+// thread, a throwaway pack.json. `makeTestBot({ redisUrl })` uses BullMQ with a unique prefix instead;
+// `makeTestBot({ engine: { delayMs: 300 } })` tells the fake engine how to behave (FakeEngineOptions).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -10,11 +11,15 @@ import { loadConfig } from '../../src/config.ts';
 import { silentLogger } from '../../src/log.ts';
 import { Redis } from 'ioredis';
 import type { InvocationContext, JobUpdate, ReplyTarget } from '../../src/core/types.ts';
+import type { FakeEngineOptions } from './core-fake-engine.ts';
 
 export const FAKE_ENGINE = fileURLToPath(new URL('./core-fake-engine.ts', import.meta.url));
 
-/** A folder with a pack.json like the tiny pack's (the fake engine ignores the weights). */
-export function makeTestPack(name = 'testpack', extra: Record<string, unknown> = {}): string {
+/**
+ * A folder with a pack.json like the tiny pack's (the fake engine ignores the weights);
+ * `extra.fakeEngine` (FakeEngineOptions) steers the fake engine that opens it.
+ */
+export function makeTestPack(name = 'testpack', extra: Record<string, unknown> & { fakeEngine?: FakeEngineOptions } = {}): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'styleclip-pack-'));
   fs.writeFileSync(
     path.join(dir, 'pack.json'),
@@ -53,10 +58,12 @@ export function testAppOptions(options: Partial<AppOptions> = {}): AppOptions {
   });
 }
 
-export async function makeTestBot(options: Partial<AppOptions> = {}): Promise<App> {
+/** A bot core on the fake engine; `engine` steers the fake engine (it needs the bot's own pack, so no `packDir`). */
+export async function makeTestBot({ engine, ...options }: Partial<AppOptions> & { engine?: FakeEngineOptions } = {}): Promise<App> {
+  if (engine && options.packDir) throw new Error('makeTestBot: pass engine options or a packDir, not both');
   return createApp(
     testAppOptions({
-      packDir: options.packDir ?? makeTestPack(),
+      packDir: options.packDir ?? makeTestPack('testpack', engine ? { fakeEngine: engine } : {}),
       engineModule: FAKE_ENGINE,
       batchWindowMs: 2,
       tuning: { ...queueTuning(loadConfig({})), backoffMs: 50 },

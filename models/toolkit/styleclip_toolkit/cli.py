@@ -18,6 +18,7 @@ COMMANDS = {
     "convert-generator": ("convert_generator", "rosinality StyleGAN2 checkpoint (g_ema) -> pack generator"),
     "convert-clip": ("convert_clip", "OpenAI CLIP (state_dict or TorchScript) + BPE vocab -> pack clip/"),
     "convert-mapper": ("convert_mapper", "official StyleCLIP mapper checkpoint -> mappers/<slug>.onnx"),
+    "convert-encoder": ("convert_encoder", "official e4e checkpoint -> encoder/encoder.onnx (encoder only)"),
     "import-directions": ("import_directions", "official precomputed fs3 (+ std) -> pack directions/"),
     "stats": ("stats", "per-channel mean/std of S -> directions/s_mean.npy, s_std.npy"),
     "directions": ("directions", "compute fs3 channel relevance for any generator"),
@@ -26,6 +27,7 @@ COMMANDS = {
     "parity-fixtures": ("parity", "write reference inputs/outputs for the TypeScript parity tests"),
     "convert-identity": ("convert_identity", "ArcFace IR-SE-50 (model_ir_se50.pth) -> pack identity/ for the ID loss"),
     "optimize": ("optimize", "StyleCLIP latent optimization of W+ for a prompt (official loop)"),
+    "train-mapper": ("train_mapper", "StyleCLIP latent mapper training for a prompt (official coach) -> mappers/<slug>.onnx"),
 }
 
 

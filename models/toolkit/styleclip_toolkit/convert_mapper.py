@@ -11,6 +11,7 @@ M(w); the engine applies ŵ = w + α·0.1·M(w).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -18,7 +19,7 @@ from torch import nn
 
 from styleclip_toolkit.errors import ToolkitError
 from styleclip_toolkit.export import export_onnx
-from styleclip_toolkit.pack import read_pack_json, slugify, write_pack_json
+from styleclip_toolkit.pack import atomic_write, read_pack_json, slugify
 from styleclip_toolkit.safe_load import safe_torch_load
 from styleclip_toolkit.stylegan2 import EqualLinear, PixelNorm
 
@@ -142,13 +143,25 @@ def convert_mapper(checkpoint, pack_dir, prompt: str | None = None) -> dict:
         raise ToolkitError(f"mapper works on W of width {dim} but the pack's generator has wDim {meta['wDim']}")
     if meta["numWs"] <= 8 and mapper.levels["fine"]:
         raise ToolkitError(f"the pack has {meta['numWs']} W+ rows: no fine rows (8…) for the fine mapper")
+    return write_mapper(mapper, pack_dir, name, meta["numWs"], Path(pack_dir) / "pack.json", meta)
+
+
+def write_mapper(mapper: LevelsMapper, out_dir, name: str, num_ws: int, index_path, index: dict,
+                 extra: dict | None = None) -> dict:
+    """The one writer of mapper graphs: mappers/<slug>.onnx (wplus -> delta) under out_dir, then the
+    entry {name, slug, file, levels, **extra} added to (or replacing its slug in) the `mappers` list of
+    `index` (pack.json of a pack, or a mapper folder's mappers.json), written to index_path. Both
+    writes are atomic (temporary file + rename) and the index goes last, so a reader never finds an
+    entry whose graph is missing or half-written."""
     slug = slugify(name)
     rel = f"mappers/{slug}.onnx"
-    export_onnx(mapper, (torch.zeros(2, meta["numWs"], dim),), Path(pack_dir) / rel,
-                ["wplus"], ["delta"], {"wplus": {0: "batch"}, "delta": {0: "batch"}})
-    entry = {"name": name, "slug": slug, "file": rel, "levels": dict(mapper.levels)}
-    meta["mappers"] = [m for m in meta.get("mappers", []) if m.get("slug") != slug] + [entry]
-    write_pack_json(pack_dir, meta)
+    dim = mapper.state_dict()[next(iter(mapper.state_dict()))].shape[1]
+    atomic_write(Path(out_dir) / rel, lambda tmp: export_onnx(
+        mapper, (torch.zeros(2, num_ws, dim),), tmp, ["wplus"], ["delta"], {"wplus": {0: "batch"}, "delta": {0: "batch"}}))
+    entry = {"name": name, "slug": slug, "file": rel, "levels": dict(mapper.levels), **(extra or {})}
+    index["mappers"] = [m for m in index.get("mappers", []) if m.get("slug") != slug] + [entry]
+    text = json.dumps(index, indent=2) + "\n"
+    atomic_write(index_path, lambda tmp: tmp.write_text(text))
     return entry
 
 

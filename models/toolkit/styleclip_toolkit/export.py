@@ -20,10 +20,11 @@ OPSET = 17
 
 
 def export_onnx(module: nn.Module, args: tuple, path, input_names: list, output_names: list,
-                dynamic_axes: dict) -> None:
+                dynamic_axes: dict, eval_mode: bool = False) -> None:
     """The toolkit's one ONNX export call. Initializers keep their state_dict names: no constant
     folding, and the module stays in train mode because the exporter merges equal-valued
-    initializers (e.g. identical blur kernels) in eval mode. Our graphs behave the same in both."""
+    initializers (e.g. identical blur kernels) in eval mode. Our graphs behave the same in both,
+    except those with BatchNorm (the encoder): `eval_mode=True` exports inference behaviour."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     kwargs = dict(opset_version=OPSET, do_constant_folding=False, input_names=input_names,
                   output_names=output_names, dynamic_axes=dynamic_axes)
@@ -33,7 +34,7 @@ def export_onnx(module: nn.Module, args: tuple, path, input_names: list, output_
     if "dynamo" in params:  # torch >= 2.5 has it (and defaults to True from 2.9); 1.13 lacks it
         kwargs["dynamo"] = False
     was_training = module.training
-    module.train()
+    module.train(not eval_mode)
     try:
         with torch.no_grad():
             torch.onnx.export(module, args, str(path), **kwargs)

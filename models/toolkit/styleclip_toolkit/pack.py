@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
 from pathlib import Path
 
@@ -53,9 +55,29 @@ def read_or_new_pack_json(pack_dir) -> dict:
     return {"format": "styleclip-pack", "version": 1}
 
 
+def atomic_write(path, write) -> None:
+    """write(tmp) into a temporary file beside `path`, then rename it over `path`, so readers see the
+    old file or the whole new one, never a half-written one. The temporary file is removed on any
+    failure; a full disk (ENOSPC, EDQUOT) becomes a one-line ToolkitError."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise ToolkitError(f"disk full while writing {path}: nothing was changed") from None
+        raise
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
 def write_pack_json(pack_dir, data: dict) -> None:
-    Path(pack_dir).mkdir(parents=True, exist_ok=True)
-    (Path(pack_dir) / "pack.json").write_text(json.dumps(data, indent=2) + "\n")
+    """pack.json, written atomically (atomic_write)."""
+    text = json.dumps(data, indent=2) + "\n"
+    atomic_write(Path(pack_dir) / "pack.json", lambda tmp: tmp.write_text(text))
 
 
 def update_pack_json(pack_dir, **fields) -> dict:

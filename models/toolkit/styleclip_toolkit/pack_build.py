@@ -13,7 +13,7 @@ from styleclip_toolkit.convert_mapper import build_random_mapper_checkpoint, con
 from styleclip_toolkit.errors import ToolkitError
 from styleclip_toolkit.pack import read_pack_json, write_pack_json
 
-PACK_PARTS = ("pack.json", "generator", "clip", "directions", "mappers", "identity")
+PACK_PARTS = ("pack.json", "generator", "clip", "directions", "mappers", "identity", "encoder")
 
 
 def toolkit_hash() -> str:

@@ -21,9 +21,11 @@ import torch
 from styleclip_toolkit.bpe import SimpleTokenizer, make_tiny_vocab, tokenize
 from styleclip_toolkit.clip_model import clip_from_state_dict, tiny_clip_state_dict
 from styleclip_toolkit.convert_clip import convert_clip
+from styleclip_toolkit.convert_encoder import TEST_WIDTHS, convert_encoder
 from styleclip_toolkit.convert_generator import convert_generator
 from styleclip_toolkit.convert_mapper import build_random_mapper_checkpoint, convert_mapper, mapper_from_checkpoint
 from styleclip_toolkit.directions.official import style_delta, text_direction
+from styleclip_toolkit.e4e import INPUT_SIZE, build_random_e4e_checkpoint, e4e_from_checkpoint
 from styleclip_toolkit.errors import ToolkitError
 from styleclip_toolkit.import_directions import import_directions
 from styleclip_toolkit.pack import conv_mask, parse_channels, save_npy, slugify
@@ -80,6 +82,8 @@ def write_case(case_dir, name, config, mapper_spec, seed):
     g_ckpt = build_random_checkpoint(**config, seed=seed)
     clip_sd = tiny_clip_state_dict(seed=seed)
     m_ckpt = build_random_mapper_checkpoint(description, no_fine, dim=config["style_dim"], seed=seed + 10)
+    e_ckpt = build_random_e4e_checkpoint(2 * int(np.log2(config["size"])) - 2, config["style_dim"], TEST_WIDTHS,
+                                         seed=seed + 20, decoder_state_dict=g_ckpt["g_ema"])
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         torch.save(g_ckpt, work / "generator.pt")
@@ -89,6 +93,8 @@ def write_case(case_dir, name, config, mapper_spec, seed):
         convert_clip(work / "clip.pt", work / "bpe.txt.gz", pack)
         torch.save(m_ckpt, work / "mapper.pt")
         convert_mapper(work / "mapper.pt", pack)
+        torch.save(e_ckpt, work / "e4e.pt")
+        convert_encoder(work / "e4e.pt", pack)
         tokenizer = SimpleTokenizer(work / "bpe.txt.gz")
 
     gen = generator_from_state_dict(g_ckpt["g_ema"])
@@ -140,9 +146,13 @@ def write_case(case_dir, name, config, mapper_spec, seed):
         mapped = {"mapper": slugify(description), "strength": MAPPER_STRENGTH, "wplus": files["wplus"],
                   "wplusEdited": save("mapper_wplus", w_hat), "raw": save("mapper_raw", gen(w_hat))}
 
+        encoder, latent_avg, _ = e4e_from_checkpoint(e_ckpt)  # aligned faces in [-1, 1] -> W+
+        faces = torch.from_numpy(rng.uniform(-1, 1, (N_IMAGES, 3, INPUT_SIZE, INPUT_SIZE)).astype(np.float32))
+        encode = {"images": save("encode_images", faces), "wplus": save("encode_wplus", encoder(faces) + latent_avg)}
+
     info = {"case": name, "pack": "pack", "resolution": gen.size, "zDim": gen.style_dim, "wDim": gen.style_dim,
             "numWs": gen.n_latent, "styleChannels": int(mask.size), "convChannels": int(mask.sum()),
-            "generate": generate, "sample": sample, "global": glob, "mapper": mapped}
+            "generate": generate, "sample": sample, "global": glob, "mapper": mapped, "encode": encode}
     (case_dir / "cases.json").write_text(json.dumps(info, indent=2) + "\n")
     return info
 

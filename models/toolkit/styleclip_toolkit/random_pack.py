@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from styleclip_toolkit.convert_encoder import add_random_encoder
 from styleclip_toolkit.convert_generator import convert_generator
 from styleclip_toolkit.errors import ToolkitError
 from styleclip_toolkit.pack import conv_channel_count, read_pack_json, update_pack_json
@@ -22,8 +23,8 @@ STATS_SAMPLES = 1000
 
 
 def build_random_pack(out_dir, resolution: int = 1024, full_clip: bool = True,
-                      stats_samples: int = STATS_SAMPLES) -> dict:
-    """full_clip False swaps in the tiny CLIP (tests only)."""
+                      stats_samples: int = STATS_SAMPLES, full_encoder: bool = True) -> dict:
+    """full_clip False swaps in the tiny CLIP, full_encoder False a narrow e4e (tests only)."""
     from styleclip_toolkit.bpe import make_random_vocab, make_tiny_vocab
     from styleclip_toolkit.clip_model import tiny_clip_state_dict, vit_b32_state_dict
     from styleclip_toolkit.convert_clip import convert_clip
@@ -48,6 +49,7 @@ def build_random_pack(out_dir, resolution: int = 1024, full_clip: bool = True,
             make_tiny_vocab(vocab)
         convert_clip(work / "clip.pt", vocab, out_dir)
 
+        add_random_encoder(out_dir, work, ckpt["g_ema"], narrow=not full_encoder)
         meta = read_pack_json(out_dir)
         if meta["numWs"] > 8:
             add_mappers(out_dir, work, [("purple hair", False)], 512, {})

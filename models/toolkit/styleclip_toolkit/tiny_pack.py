@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from styleclip_toolkit.convert_encoder import add_random_encoder
 from styleclip_toolkit.convert_generator import convert_generator
 from styleclip_toolkit.pack_build import add_mappers, clear_pack, finish_pack
 from styleclip_toolkit.stats import run_stats
@@ -46,6 +47,7 @@ def build_tiny_pack(out_dir) -> dict:
         from styleclip_toolkit.convert_identity import convert_identity, random_identity_state_dict
         torch.save(random_identity_state_dict(seed=0, **TINY_IDENTITY), work / "arcface-tiny.pth")
         convert_identity(work / "arcface-tiny.pth", out_dir)
+        add_random_encoder(out_dir, work, ckpt["g_ema"], narrow=True)
     run_stats(out_dir, samples=TINY_STATS_SAMPLES, truncation=0.7, seed=5)
 
     from styleclip_toolkit.directions import run_directions

@@ -69,7 +69,7 @@ def test_arcface_embedding_is_unit_length():
     torch.testing.assert_close(y.norm(dim=1), torch.ones(2))
 
 
-def _unit_oracle(sd, x, stride, se):
+def irse_unit_oracle(sd, x, stride, se):
     def bn(prefix, t):
         return F.batch_norm(t, sd[prefix + "running_mean"], sd[prefix + "running_var"], sd[prefix + "weight"],
                             sd[prefix + "bias"], training=False, eps=1e-5)
@@ -95,7 +95,7 @@ def test_unit_matches_the_functional_oracle(cls, se, cin, depth, stride):
     unit = _randomize(cls(cin, depth, stride), seed=cin + depth + stride)
     x = torch.randn(2, cin, 9, 9)  # odd size: strided shortcut and strided conv must agree in shape
     with torch.no_grad():
-        torch.testing.assert_close(unit(x), _unit_oracle(unit.state_dict(), x, stride, se), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(unit(x), irse_unit_oracle(unit.state_dict(), x, stride, se), rtol=1e-5, atol=1e-5)
 
 
 def test_narrow_body_keeps_the_unit_count_and_strides():

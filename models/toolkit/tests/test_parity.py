@@ -129,3 +129,8 @@ def test_the_converted_pack_reproduces_the_official_outputs(fixtures, name, tmp_
     wplus = wplus[:2]
     delta = run_ort(pack / "mappers" / f"{m['mapper']}.onnx", tmp_path / "m", wplus=wplus)["delta"]
     np.testing.assert_allclose(wplus + m["strength"] * 0.1 * delta, load(m["wplusEdited"]), atol=1e-5)
+    e = case["encode"]
+    assert meta["encoder"] == {"file": "encoder/encoder.onnx", "inputSize": 256, "format": "e4e"}
+    encoded = run_ort(pack / meta["encoder"]["file"], tmp_path / "e", images=load(e["images"]))["wplus"]
+    assert encoded.shape == (2, case["numWs"], case["wDim"])
+    np.testing.assert_allclose(encoded, load(e["wplus"]), rtol=0, atol=1e-4)

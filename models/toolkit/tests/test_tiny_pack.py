@@ -34,6 +34,8 @@ def test_tiny_pack_is_complete(meta):
     assert [(m["name"], m["levels"]["fine"]) for m in meta["mappers"]] == [("curly hair", False), ("purple hair", True)]
     for m in meta["mappers"]:
         assert (TINY / m["file"]).is_file()
+    assert meta["encoder"] == {"file": "encoder/encoder.onnx", "inputSize": 256, "format": "e4e"}
+    assert (TINY / meta["encoder"]["file"]).is_file()
     layout = meta["styleLayout"]
     fs3 = np.load(TINY / "directions/fs3.npy")
     assert fs3.dtype == np.float32 and fs3.shape == (conv_channel_count(layout), meta["clip"]["embedDim"])

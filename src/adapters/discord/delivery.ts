@@ -1,5 +1,6 @@
 // Shows a job on the Discord message that stands for it: queued/progress edits (throttled), the
-// final image as an attachment within the upload limit, errors as a red embed, and the ➕ ➖ ❌ seeds.
+// final image as an attachment within the upload limit with the result's buttons, errors as a red embed, and
+// the ➕ ➖ ❌ seeds.
 // Edits go through the interaction's webhook while its token lives (15 min; works in DMs and without
 // channel permissions), then through the bot's channel API with the stored ids.
 import { DiscordAPIError, HTTPError, Routes, type REST, type RawFile } from 'discord.js';
@@ -7,6 +8,7 @@ import type { Logger } from '../../log.ts';
 import type { BotCore, JobUpdate } from '../../core/types.ts';
 import { SerialQueue } from '../../util/serial-queue.ts';
 import { Throttle } from '../../util/throttle.ts';
+import { resultButtons } from '../result-buttons.ts';
 import { describeError } from './rest.ts';
 
 export const REACTIONS = { stronger: '➕', weaker: '➖', cancel: '❌' } as const;
@@ -45,7 +47,19 @@ interface MessageState extends Required<Omit<MessageInfo, 'token'>> {
   parked?: JobUpdate;
 }
 
-interface Body { content?: string; embeds?: unknown[]; attachments?: { id: number; filename: string }[]; allowed_mentions?: unknown }
+interface Body { content?: string; embeds?: unknown[]; attachments?: { id: number; filename: string }[]; allowed_mentions?: unknown; components?: unknown[] }
+
+/** A result's buttons as one action row (Discord allows 5 buttons a row; a result has at most 5). */
+export function buttonRows(jobId: string, actions: JobUpdate['actions']): unknown[] {
+  const buttons = resultButtons(jobId, actions).map((b) => ({
+    type: 2, // button
+    style: b.action === 'cancel' ? 4 : 2, // danger for ❌, secondary for the rest
+    emoji: { name: b.emoji },
+    label: b.label,
+    custom_id: b.id,
+  }));
+  return buttons.length ? [{ type: 1, components: buttons }] : [];
+}
 
 /** Discord refuses a message whose content is over 2000 characters (embed descriptions: 4096). */
 export function clip(text: string, max = 2000): string {
@@ -223,7 +237,8 @@ export class Deliveries {
   /** PATCH the message: through the interaction webhook while its token lives, else the channel API. */
   private async edit(s: MessageState, body: Body, files: RawFile[] = []): Promise<void> {
     const content = body.content === undefined ? {} : { content: clip(body.content) };
-    const payload = { body: { allowed_mentions: { parse: [] }, ...body, ...content }, files: files.length ? files : undefined };
+    // Buttons belong to the result a message shows: any other edit (a re-run's progress, an error) removes them.
+    const payload = { body: { allowed_mentions: { parse: [] }, components: [], ...body, ...content }, files: files.length ? files : undefined };
     if (this.tokenAlive(s)) {
       try {
         await this.rest.patch(Routes.webhookMessage(this.applicationId(), s.token!, '@original'), { ...payload, auth: false });
@@ -250,8 +265,15 @@ export class Deliveries {
   private async showResult(s: MessageState, u: JobUpdate): Promise<void> {
     let limit = s.sizeLimit;
     for (let attempt = 0; ; attempt++) {
-      const image = await this.core.resultImage(u.jobId, limit);
-      const body: Body = { content: u.text, embeds: [], attachments: image ? [{ id: 0, filename: image.filename }] : [] };
+      const found = await this.core.resultImage(u.jobId, limit);
+      // Discord shows an attachment whose name starts with SPOILER_ blurred until clicked.
+      const image = found && u.spoiler ? { ...found, filename: `SPOILER_${found.filename}` } : found;
+      const body: Body = {
+        content: u.text,
+        embeds: [],
+        attachments: image ? [{ id: 0, filename: image.filename }] : [],
+        components: s.ephemeral ? [] : buttonRows(u.jobId, u.actions),
+      };
       try {
         await this.edit(s, body, image ? [{ name: image.filename, data: image.bytes, contentType: image.mime }] : []);
         break;

@@ -1,9 +1,10 @@
-// The Discord adapter: slash commands and reactions in, job progress and results out.
+// The Discord adapter: slash commands, reactions and result buttons in, job progress and results out.
 // It runs no model; everything slow happens after the interaction is deferred.
 import { Client, Events, GatewayIntentBits, Partials, type Interaction } from 'discord.js';
 import { once } from 'node:events';
 import { createLogger, type Logger } from '../../log.ts';
 import type { AdapterHandle, BotCore, CommandDefinition } from '../../core/types.ts';
+import { onButton } from './buttons.ts';
 import { onAutocomplete, onCommand, type DiscordDeps } from './commands.ts';
 import { Deliveries } from './delivery.ts';
 import { registerReactions } from './reactions.ts';
@@ -34,11 +35,17 @@ export async function startDiscordAdapter(core: BotCore, env: NodeJS.ProcessEnv,
   const deps: DiscordDeps = { core, client, deliveries, log };
 
   const commands = new Map<string, CommandDefinition>(core.commands().map((c) => [c.name, c]));
+  const reactions = registerReactions(deps, { debounceMs: opts.reactionDebounceMs });
   client.on(Events.InteractionCreate, (i: Interaction) => {
-    const handled = i.isChatInputCommand() ? onCommand(deps, commands, i) : i.isAutocomplete() ? onAutocomplete(deps, i) : undefined;
+    const handled = i.isChatInputCommand()
+      ? onCommand(deps, commands, i)
+      : i.isAutocomplete()
+        ? onAutocomplete(deps, i)
+        : i.isButton()
+          ? onButton(deps, reactions, i)
+          : undefined;
     handled?.catch((err) => log.error({ interactionId: i.id }, `discord: interaction failed: ${describeError(err)}`));
   });
-  const stopReactions = registerReactions(deps, { debounceMs: opts.reactionDebounceMs });
 
   // ── start ──────────────────────────────────────────────────────────────────────────────
 
@@ -62,7 +69,7 @@ export async function startDiscordAdapter(core: BotCore, env: NodeJS.ProcessEnv,
   return {
     async close() {
       unsubscribe();
-      stopReactions();
+      reactions.stop();
       await deliveries.idle();
       deliveries.close();
       await client.destroy();

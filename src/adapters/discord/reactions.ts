@@ -1,8 +1,9 @@
 // Reactions on a result, by the person who asked: ➕/➖ re-run the edit stronger/weaker on the same message, ❌
 // cancels the job or deletes its result. A burst of reactions collapses into one call (the last wins), calls
 // for one message run in order, and a ➕/➖ the core refuses is explained to the user in a short-lived reply.
-import { Events, Routes, type Client } from 'discord.js';
-import type { Nudge, ReplyTarget } from '../../core/types.ts';
+// A button press (buttons.ts) is routed through the same `react`, answered privately instead.
+import { Events, Routes } from 'discord.js';
+import { RESULT_GONE, type ReplyTarget, type ResultAction } from '../../core/types.ts';
 import { SerialQueue } from '../../util/serial-queue.ts';
 import { link, type DiscordDeps } from './commands.ts';
 import { REACTIONS } from './delivery.ts';
@@ -10,8 +11,7 @@ import { describeError } from './rest.ts';
 
 interface RawReaction { message_id: string; channel_id: string; user_id: string; emoji?: { name: string | null }; member?: { user?: { bot?: boolean } } }
 
-type ReactionAction = Nudge | 'cancel';
-const ACTIONS = new Map<string, ReactionAction>([
+const ACTIONS = new Map<string, ResultAction>([
   [REACTIONS.stronger, 'stronger'],
   [REACTIONS.weaker, 'weaker'],
   [REACTIONS.cancel, 'cancel'],
@@ -24,12 +24,27 @@ export interface ReactionOptions {
   debounceMs?: number;
 }
 
-/** Listens to reactions; returns a function that stops the timers. */
-export function registerReactions(deps: DiscordDeps, options: ReactionOptions = {}): () => void {
+/** A button press standing for a reaction: the job its id names, and how to answer the presser privately. */
+export interface Press {
+  jobId: string;
+  answer(text: string): Promise<void>;
+}
+
+export interface ReactionRouter {
+  /** Runs a reaction's (or a button's) action, after whatever is under way on the same message. */
+  run(messageId: string, channelId: string, userId: string, action: ResultAction, press?: Press): Promise<void>;
+  /** Stops the timers. */
+  stop(): void;
+}
+
+/** Listens to reactions; buttons.ts routes presses through the returned router. */
+export function registerReactions(deps: DiscordDeps, options: ReactionOptions = {}): ReactionRouter {
   const { client, log } = deps;
   const debounceMs = options.debounceMs ?? 750;
   const timers = new Map<string, NodeJS.Timeout>();
   const perMessage = new SerialQueue();
+  const run = (messageId: string, channelId: string, userId: string, action: ResultAction, press?: Press) =>
+    perMessage.run(messageId, () => react(deps, messageId, channelId, userId, action, press));
 
   function onReaction(messageId: string, channelId: string, userId: string, isBot: boolean, emoji: string | null): void {
     if (userId === client.user?.id || isBot) return; // our own seeds, other bots
@@ -41,9 +56,7 @@ export function registerReactions(deps: DiscordDeps, options: ReactionOptions = 
       key,
       setTimeout(() => {
         timers.delete(key);
-        void perMessage
-          .run(messageId, () => react(deps, messageId, channelId, userId, action))
-          .catch((err) => log.error({ messageId }, `discord: reaction failed: ${describeError(err)}`));
+        void run(messageId, channelId, userId, action).catch((err) => log.error({ messageId }, `discord: reaction failed: ${describeError(err)}`));
       }, debounceMs),
     );
   }
@@ -59,31 +72,39 @@ export function registerReactions(deps: DiscordDeps, options: ReactionOptions = 
     onReaction(d.message_id, d.channel_id, d.user_id, Boolean(d.member?.user?.bot), d.emoji?.name ?? null);
   });
 
-  return () => {
-    for (const t of timers.values()) clearTimeout(t);
-    timers.clear();
+  return {
+    run,
+    stop() {
+      for (const t of timers.values()) clearTimeout(t);
+      timers.clear();
+    },
   };
 }
 
-async function react(deps: DiscordDeps, messageId: string, channelId: string, userId: string, action: ReactionAction): Promise<void> {
+async function react(deps: DiscordDeps, messageId: string, channelId: string, userId: string, action: ResultAction, press?: Press): Promise<void> {
   const { core, client, deliveries } = deps;
-  const jobId = await core.jobForMessage('discord', messageId);
+  const jobId = press?.jobId ?? (await core.jobForMessage('discord', messageId));
   if (!jobId) return; // not one of our results
-  // One job per user, result and direction, even if the gateway delivers a reaction twice.
+  // One job per user, result and action, even if the gateway delivers a reaction twice or a button is pressed
+  // again (or both are used): the same key for either way in.
   const dedupeKey = `discord:${messageId}:${userId}:${action}:${jobId}`;
+  const via = press ? 'button' : 'reaction';
+  const tell = (text: string) => (press ? press.answer(text) : tellRefusal(deps, channelId, messageId, userId, text));
   if (action === 'cancel') {
-    const reply = await core.cancel(jobId, userId, dedupeKey);
-    if (reply && !reply.error) await deliveries.remove(messageId, channelId);
+    const reply = await core.cancel(jobId, userId, dedupeKey, via);
+    // Deleted now, or already gone (what is left of it goes too).
+    if (reply && (!reply.error || reply.text === RESULT_GONE)) await deliveries.remove(messageId, channelId);
+    if (reply?.error && press) await tell(reply.text);
     return;
   }
   const thread = client.channels.cache.get(channelId)?.isThread() ? { threadId: channelId } : {};
   const target: ReplyTarget = { platform: 'discord', channelId, messageId, ...thread };
-  const reply = await core.nudge(jobId, action, userId, dedupeKey, target);
+  const reply = await core.nudge(jobId, action, userId, dedupeKey, target, via);
   if (reply?.job) {
     await link(deps, messageId, reply.job.id);
     await deliveries.setJob(messageId, reply.job.id, reply.text);
   } else if (reply?.error) {
-    await tellRefusal(deps, channelId, messageId, userId, reply.text);
+    await tell(reply.text);
   }
 }
 

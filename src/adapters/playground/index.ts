@@ -1,7 +1,8 @@
 // The playground adapter: a local web chat over the bot core (the embedded default). Users post commands as a
 // named user, see progress and image replies, and react ➕/➖/❌ on results. State lives in memory; results
 // live in the core's store.
-import type { BotCore, CommandReply, JobUpdate, Nudge } from '../../core/types.ts';
+import type { BotCore, CommandReply, JobUpdate, ResultAction } from '../../core/types.ts';
+import { RESULT_BUTTONS, resultButtons } from '../result-buttons.ts';
 import { readJson, sendJson, type RouteHandler } from '../../http.ts';
 import { PAGE } from './page.ts';
 
@@ -20,6 +21,8 @@ export interface PlaygroundMessage {
   imageUrl?: string;
   /** While an optimize job runs: its latest small progress image. */
   previewUrl?: string;
+  /** A finished result's buttons (the same set as on Discord and Slack); a click posts the emoji as a reaction. */
+  buttons?: { emoji: string; label: string }[];
   reactions: Record<string, string[]>;
 }
 
@@ -33,14 +36,16 @@ export interface PlaygroundOptions {
 
 const CHANNEL = 'general';
 const SERVER = 'playground';
-const ACTIONS: Record<string, Nudge | 'cancel'> = {
-  '➕': 'stronger',
+/** Reactions that act on a result: the buttons' emoji, their Slack names, and what is easy to type. */
+const ACTIONS: Record<string, ResultAction> = {
+  ...Object.fromEntries(Object.values(RESULT_BUTTONS).map((b) => [b.emoji, b.action])),
   '+': 'stronger',
   heavy_plus_sign: 'stronger',
-  '➖': 'weaker',
   '-': 'weaker',
   heavy_minus_sign: 'weaker',
-  '❌': 'cancel',
+  game_die: 'reroll',
+  '↩️': 'original',
+  leftwards_arrow_with_hook: 'original',
   x: 'cancel',
 };
 const USER_NAME = /^[\w.-]{1,32}$/;
@@ -96,7 +101,9 @@ export function createPlayground(core: BotCore, options: PlaygroundOptions): Pla
       progress: u.progress,
       text: u.text,
       previewUrl: u.status === 'running' ? (preview ?? msg.previewUrl) : undefined,
-      ...(u.status === 'completed' ? { imageUrl: `/api/images/${encodeURIComponent(u.jobId)}` } : {}),
+      ...(u.status === 'completed'
+        ? { imageUrl: `/api/images/${encodeURIComponent(u.jobId)}`, buttons: resultButtons(u.jobId, u.actions).map(({ emoji, label }) => ({ emoji, label })) }
+        : {}),
     });
   });
 
@@ -144,7 +151,7 @@ export function createPlayground(core: BotCore, options: PlaygroundOptions): Pla
     if (action === 'cancel') {
       const result = await core.cancel(jobId, user, dedupeKey);
       if (!result) return { status: 200, body: { ok: true, ignored: true } };
-      if (!result.error) change(msg, { imageUrl: undefined, text: `${msg.text}\n(${result.text.toLowerCase()})` });
+      if (!result.error) change(msg, { imageUrl: undefined, buttons: undefined, text: `${msg.text}\n(${result.text.toLowerCase()})` });
       const reply = add({ user: 'styleclip', bot: true, text: '…', replyTo: id, status: 'pending' });
       await applyReply(reply, result);
       return { status: 200, body: { ok: true, id: reply.id } };

@@ -92,7 +92,7 @@ function render(data) {
       const count = (e) => (m.reactions[e] || []).length;
       parts.push(el('div', { class: 'reactions' },
         // The label is spelled out too: not every machine has an emoji font.
-        ...[['➕', 'stronger'], ['➖', 'weaker'], ['❌', 'delete']].map(([e, label]) => el('button', { type: 'button', class: 'react', 'data-emoji': e, title: label,
+        ...(m.buttons || []).map(({ emoji: e, label }) => el('button', { type: 'button', class: 'react', 'data-emoji': e, title: label,
           onclick: () => api('/api/messages/' + m.id + '/reactions', { user: userInput.value.trim(), emoji: e }).then(poll).catch(alert) }, e + ' ' + label + (count(e) ? ' ' + count(e) : ''))),
         el('button', { type: 'button', class: 'edit-this', onclick: () => { replyTo = m.id; replying.textContent = 'editing ' + m.jobId; form.text.value = '/styleclip '; form.text.focus(); } }, 'edit this')));
     }

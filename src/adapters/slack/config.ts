@@ -1,5 +1,5 @@
 // Slack settings from the environment. Socket Mode when SLACK_APP_TOKEN is set (no public URL needed),
-// else HTTP mode on SLACK_PORT with request signatures checked against SLACK_SIGNING_SECRET.
+// else HTTP mode on HOST:SLACK_PORT with request signatures checked against SLACK_SIGNING_SECRET.
 import { ConfigError } from '../../config.ts';
 
 export interface SlackConfig {
@@ -13,6 +13,8 @@ export interface SlackConfig {
   adminUsers: Set<string>;
   /** HTTP mode only; 0 picks a free port. */
   port: number;
+  /** HTTP mode only: the address to listen on (HOST, as for the playground; 127.0.0.1 unless set). */
+  host: string;
 }
 
 function value(env: NodeJS.ProcessEnv, name: string): string | undefined {
@@ -41,5 +43,6 @@ export function readSlackConfig(env: NodeJS.ProcessEnv): SlackConfig {
     apiUrl: apiUrl && !apiUrl.endsWith('/') ? `${apiUrl}/` : apiUrl,
     adminUsers: new Set((value(env, 'SLACK_ADMIN_USERS') ?? '').split(',').map((s) => s.trim()).filter(Boolean)),
     port,
+    host: value(env, 'HOST') ?? '127.0.0.1',
   };
 }

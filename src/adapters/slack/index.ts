@@ -1,11 +1,12 @@
 // The Slack adapter: Bolt for JavaScript over the bot core's commands and job updates.
 // Socket Mode when SLACK_APP_TOKEN is set (the self-hosting default: no public URL), else HTTP mode on
-// SLACK_PORT, where Bolt checks each request's signature and 5-minute timestamp window (401 otherwise).
+// HOST:SLACK_PORT, where Bolt checks each request's signature and 5-minute timestamp window (401 otherwise).
 import type { AddressInfo } from 'node:net';
 import { App, LogLevel, SocketModeReceiver, type Logger as BoltLogger } from '@slack/bolt';
 import type { AdapterHandle, BotCore } from '../../core/types.ts';
 import { createLogger, type Logger } from '../../log.ts';
 import { SlackAdmins } from './admins.ts';
+import { registerButtons } from './buttons.ts';
 import { registerCommands } from './commands.ts';
 import { readSlackConfig } from './config.ts';
 import { JobMessages } from './job-messages.ts';
@@ -52,6 +53,7 @@ export async function startSlackAdapter(
   const deps = { core, client: app.client, admins: new SlackAdmins(config.adminUsers, app.client, log), jobs, log };
   registerCommands(app, deps);
   registerReactions(app, deps);
+  registerButtons(app, deps);
   app.error(async (err) => {
     log.error({ err: errorCode(err) }, 'slack listener failed');
   });
@@ -62,15 +64,16 @@ export async function startSlackAdapter(
     if (receiver) {
       await app.start();
     } else {
-      const server = await app.start(config.port);
+      // Bound where HOST says (loopback by default), so a reverse proxy can be the only way in.
+      const server = await app.start({ port: config.port, host: config.host });
       port = (server.address() as AddressInfo).port;
     }
   } catch (err) {
     unsubscribe();
     if (receiver && slackSaid(err)) throw new Error(`Slack rejected SLACK_APP_TOKEN (${errorCode(err)})`);
-    throw new Error(`${receiver ? 'Socket Mode connection' : `HTTP server on SLACK_PORT=${config.port}`} failed: ${errorCode(err)}`);
+    throw new Error(`${receiver ? 'Socket Mode connection' : `HTTP server on HOST=${config.host} SLACK_PORT=${config.port}`} failed: ${errorCode(err)}`);
   }
-  log.info({ mode: config.mode, port }, 'slack adapter started');
+  log.info({ mode: config.mode, ...(port === undefined ? {} : { host: config.host, port }) }, 'slack adapter started');
   return {
     mode: config.mode,
     port,

@@ -13,3 +13,15 @@ export interface KnownJob {
 export function messageKey(channel: string, ts: string): string {
   return `${channel}:${ts}`;
 }
+
+/** Key under which an uploaded result file is linked to its job, so a ❌ can delete the file after a restart. */
+export function fileKey(fileId: string): string {
+  return `file:${fileId}`;
+}
+
+/** What a key linked to a job stands for: an uploaded file, or a message. */
+export function linked(key: string): { file: string } | { channel: string; ts: string } {
+  if (key.startsWith('file:')) return { file: key.slice('file:'.length) };
+  const at = key.indexOf(':');
+  return { channel: key.slice(0, at), ts: key.slice(at + 1) };
+}

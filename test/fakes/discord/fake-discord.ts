@@ -46,12 +46,16 @@ export interface FakeMessage {
   /** emoji → user ids */
   reactions: Map<string, string[]>;
   deleted: boolean;
+  /** Action rows of the message's buttons (message components), as the bot last set them. */
+  components: FakeActionRow[];
   /** Every version of the message, oldest first (content, attachment names, via which route). */
   history: { content: string; attachments: string[]; embeds: number; via: 'callback' | 'webhook' | 'channel' }[];
 }
+export interface FakeButton { type: 2; style: number; custom_id?: string; url?: string; label?: string; emoji?: { name: string }; disabled?: boolean }
+export interface FakeActionRow { type: 1; components: FakeButton[] }
 export interface FakeChannel { id: string; type: number; guildId: string | null; parentId?: string; recipientId?: string; botCanSend: boolean; deleted: boolean }
 export interface RequestRecord { method: string; route: string; status: number; at: number; body?: unknown }
-interface Interaction { id: string; token: string; createdAt: number; acked: boolean; tokenValid: boolean; messageId?: string; channelId: string; callbacks: { type: number; data?: unknown; at: number; status: number }[] }
+interface Interaction { id: string; token: string; createdAt: number; acked: boolean; tokenValid: boolean; messageId?: string; channelId: string; callbacks: { type: number; data?: unknown; at: number; status: number }[]; kind: number; payload?: Record<string, unknown> }
 
 export interface SlashCommandOptions {
   user: FakeUser;
@@ -217,7 +221,7 @@ export class FakeDiscord extends EventEmitter {
     if (!channel) throw new Error(`no channel ${o.channelId}`);
     const id = snowflake(Date.now() - (o.ageMs ?? 0));
     const token = `aW50ZXJhY3Rpb246${Buffer.from(id).toString('base64url')}${Math.random().toString(36).slice(2)}`;
-    this.interactions.set(id, { id, token, createdAt: Date.now(), acked: false, tokenValid: true, channelId: channel.id, callbacks: [] });
+    this.interactions.set(id, { id, token, createdAt: Date.now(), acked: false, tokenValid: true, channelId: channel.id, callbacks: [], kind: o.focused ? 4 : 2 });
     const leaf = Object.entries(o.options ?? {}).map(([name, value]) => ({
       name, value, type: typeof value === 'string' ? 3 : typeof value === 'boolean' ? 5 : Number.isInteger(value) ? 4 : 10,
       ...(o.focused === name ? { focused: true } : {}),
@@ -233,15 +237,62 @@ export class FakeDiscord extends EventEmitter {
       context: inGuild ? 0 : 1,
       authorizing_integration_owners: inGuild ? { '0': channel.guildId } : { '1': o.user.id },
     };
-    if (inGuild) {
-      payload.guild_id = channel.guildId;
-      payload.guild_locale = 'en-US';
-      payload.member = { user: this.userJson(o.user), roles: [], permissions: String(o.permissions ?? MEMBER_PERMISSIONS), joined_at: new Date().toISOString(), deaf: false, mute: false, flags: 0 };
-    } else {
-      payload.user = this.userJson(o.user);
-    }
+    this.addInvoker(payload, channel, o.user, o.permissions);
     this.dispatch('INTERACTION_CREATE', payload);
     return id;
+  }
+
+  /** Who invoked: a guild member (with permissions) in a server, a user in a DM. */
+  private addInvoker(payload: Record<string, unknown>, channel: FakeChannel, user: FakeUser, permissions?: bigint): void {
+    if (channel.guildId !== null) {
+      payload.guild_id = channel.guildId;
+      payload.guild_locale = 'en-US';
+      payload.member = { user: this.userJson(user), roles: [], permissions: String(permissions ?? MEMBER_PERMISSIONS), joined_at: new Date().toISOString(), deaf: false, mute: false, flags: 0 };
+    } else {
+      payload.user = this.userJson(user);
+    }
+  }
+
+  /**
+   * A user presses a button on a message: a MESSAGE_COMPONENT interaction (type 3) carrying the button's custom_id
+   * and the message; the bot has 3 s to acknowledge it (type 6 DEFERRED_UPDATE_MESSAGE, 7, 4 or 5). Returns the id.
+   */
+  pressButton(messageId: string, user: FakeUser, customId: string): string {
+    const m = this.messages.get(messageId);
+    if (!m || m.deleted) throw new Error(`no message ${messageId}`);
+    const button = m.components.flatMap((r) => r.components).find((b) => b.custom_id === customId);
+    if (!button) throw new Error(`message ${messageId} has no button ${customId}`);
+    if (button.disabled) throw new Error(`button ${customId} is disabled`);
+    const channel = this.channels.get(m.channelId)!;
+    const id = snowflake();
+    const token = `aW50ZXJhY3Rpb246${Buffer.from(id).toString('base64url')}${Math.random().toString(36).slice(2)}`;
+    const inGuild = channel.guildId !== null;
+    const payload: Record<string, unknown> = {
+      id, application_id: this.applicationId, type: 3, token, version: 1,
+      data: { custom_id: customId, component_type: 2 },
+      message: this.messageJson(m),
+      channel_id: channel.id, channel: this.channelJson(channel),
+      app_permissions: String(MEMBER_PERMISSIONS), locale: 'en-US', entitlements: [],
+      attachment_size_limit: this.sizeLimit,
+      context: inGuild ? 0 : 1,
+      authorizing_integration_owners: inGuild ? { '0': channel.guildId } : { '1': user.id },
+    };
+    this.addInvoker(payload, channel, user);
+    this.interactions.set(id, { id, token, createdAt: Date.now(), acked: false, tokenValid: true, channelId: channel.id, callbacks: [], kind: 3, payload });
+    this.dispatch('INTERACTION_CREATE', payload);
+    return id;
+  }
+
+  /** Sends an interaction again, same id and token (a gateway that delivers an event twice). */
+  redeliver(interactionId: string): void {
+    const payload = this.interaction(interactionId).payload;
+    if (!payload) throw new Error(`interaction ${interactionId} cannot be redelivered`);
+    this.dispatch('INTERACTION_CREATE', payload);
+  }
+
+  /** The custom_id of the button on a message whose emoji is `emoji`. */
+  buttonId(messageId: string, emoji: string): string | undefined {
+    return this.messages.get(messageId)?.components.flatMap((r) => r.components).find((b) => b.emoji?.name === emoji)?.custom_id;
   }
 
   /** A user adds a reaction (MESSAGE_REACTION_ADD, sent only to bots with the matching intent). */
@@ -384,6 +435,8 @@ export class FakeDiscord extends EventEmitter {
     }
     if (i.acked) throw new ApiError(400, 40060, 'Interaction has already been acknowledged.');
     const { type, data } = body.json as { type: number; data?: { flags?: number; content?: string; choices?: unknown[] } };
+    // DEFERRED_UPDATE_MESSAGE and UPDATE_MESSAGE answer a component interaction only.
+    if ((type === 6 || type === 7) && i.kind !== 3) throw new ApiError(400, 50035, 'Invalid Form Body (type: Interaction callback type is not valid here)');
     i.acked = true;
     i.callbacks.push({ type, data, at: Date.now(), status: 200 });
     this.emit('callback', { interactionId: id, type, data });
@@ -394,7 +447,7 @@ export class FakeDiscord extends EventEmitter {
       i.messageId = message.id;
     }
     if (url.searchParams.get('with_response') !== 'true') return [204, undefined];
-    return [200, { interaction: { id, type: 2, activity_instance_id: null, response_message_id: message?.id, response_message_loading: type === 5, response_message_ephemeral: Boolean((message?.flags ?? 0) & EPHEMERAL) }, resource: { type, ...(message ? { message: this.messageJson(message) } : {}) } }];
+    return [200, { interaction: { id, type: i.kind, activity_instance_id: null, response_message_id: message?.id, response_message_loading: type === 5, response_message_ephemeral: Boolean((message?.flags ?? 0) & EPHEMERAL) }, resource: { type, ...(message ? { message: this.messageJson(message) } : {}) } }];
   }
 
   private webhook(method: string, appId: string, token: string, which: string | undefined, body: { json: any; files: FakeAttachment[] }): [number, unknown] {
@@ -430,7 +483,7 @@ export class FakeDiscord extends EventEmitter {
   }
 
   private create(channelId: string, flags: number, interactionId: string | undefined): FakeMessage {
-    const msg: FakeMessage & { interactionId?: string } = { id: snowflake(), channelId, authorId: this.bot.id, content: '', embeds: [], attachments: [], flags, reactions: new Map(), deleted: false, history: [], interactionId };
+    const msg: FakeMessage & { interactionId?: string } = { id: snowflake(), channelId, authorId: this.bot.id, content: '', embeds: [], attachments: [], flags, reactions: new Map(), deleted: false, components: [], history: [], interactionId };
     this.messages.set(msg.id, msg);
     return msg;
   }
@@ -444,6 +497,7 @@ export class FakeDiscord extends EventEmitter {
       msg.content = json.content ?? '';
     }
     if (json.embeds !== undefined) msg.embeds = json.embeds ?? [];
+    if (json.components !== undefined) msg.components = checkComponents(json.components ?? []);
     if (json.attachments !== undefined) {
       const kept: FakeAttachment[] = [];
       for (const a of json.attachments as { id: string | number; filename?: string }[]) {
@@ -467,11 +521,29 @@ export class FakeDiscord extends EventEmitter {
       id: m.id, channel_id: m.channelId, ...(channel?.guildId ? { guild_id: channel.guildId } : {}),
       author: this.userJson(this.bot), content: m.content, embeds: m.embeds, flags: m.flags, type: 20,
       attachments: m.attachments.map((a) => ({ id: a.id, filename: a.filename, size: a.size, content_type: a.contentType, url: `http://127.0.0.1:${this.port}/attachments/${a.id}/${a.filename}`, proxy_url: `http://127.0.0.1:${this.port}/attachments/${a.id}/${a.filename}` })),
-      timestamp: new Date().toISOString(), edited_timestamp: null, tts: false, mention_everyone: false, mentions: [], mention_roles: [], pinned: false, components: [],
+      timestamp: new Date().toISOString(), edited_timestamp: null, tts: false, mention_everyone: false, mentions: [], mention_roles: [], pinned: false, components: m.components,
       reactions: [...m.reactions.entries()].map(([name, users]) => ({ emoji: { id: null, name }, count: users.length, me: users.includes(this.bot.id), burst_colors: [], count_details: { burst: 0, normal: users.length }, me_burst: false })),
       application_id: this.applicationId, webhook_id: this.applicationId,
     };
   }
+}
+
+/** Discord's rules for buttons: ≤ 5 rows of ≤ 5 buttons, custom_id 1–100 characters and unique on the message. */
+function checkComponents(rows: FakeActionRow[]): FakeActionRow[] {
+  const invalid = (why: string) => new ApiError(400, 50035, `Invalid Form Body (components: ${why})`);
+  if (rows.length > 5) throw invalid('Must be 5 or fewer in length.');
+  const ids = new Set<string>();
+  for (const row of rows) {
+    if (row.type !== 1 || !Array.isArray(row.components) || row.components.length < 1 || row.components.length > 5) throw invalid('an action row holds 1 to 5 buttons');
+    for (const b of row.components) {
+      if (b.type !== 2) throw invalid('only buttons are supported here');
+      if (b.style === 5 ? !b.url : !b.custom_id || b.custom_id.length > 100) throw invalid('custom_id must be 1 to 100 characters');
+      if (b.custom_id && ids.has(b.custom_id)) throw invalid('Component custom id cannot be duplicated');
+      if (b.custom_id) ids.add(b.custom_id);
+      if (!b.label && !b.emoji) throw invalid('a button needs a label or an emoji');
+    }
+  }
+  return rows;
 }
 
 class ApiError extends Error {

@@ -107,5 +107,6 @@ export class StubCore implements BotCore {
   }
 
   async linkMessage(_p: string, key: string, jobId: string): Promise<void> { this.links.set(key, jobId); }
+  async messagesForJob(_p: string, jobId: string): Promise<string[]> { return [...this.links].filter(([, j]) => j === jobId).map(([k]) => k).reverse(); }
   async jobForMessage(_p: string, key: string): Promise<string | null> { return this.links.get(key) ?? null; }
 }

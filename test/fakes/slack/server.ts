@@ -26,7 +26,12 @@ export interface FakeMessage {
   edits: string[];
   files: string[];
   deleted: boolean;
+  /** Block Kit blocks, as the bot last set them (chat.update without `blocks` keeps them, as on Slack). */
+  blocks: FakeBlock[];
 }
+
+export interface FakeButton { type: 'button'; action_id: string; text: { type: 'plain_text'; text: string; emoji?: boolean }; value?: string; style?: string }
+export type FakeBlock = { type: string; block_id?: string; elements?: FakeButton[]; text?: { type: string; text: string } };
 
 export interface FakeFile {
   id: string;
@@ -73,6 +78,11 @@ export class FakeSlack {
   readonly acks = new Map<string, Json>();
   /** Web API method → the error Slack answers it with (e.g. chat.postMessage → restricted_action). */
   readonly failures = new Map<string, string>();
+  /**
+   * What files.delete does to the message that shared the file: removes it, or (as Slack does to a message with
+   * text) leaves the message with its text and a "This file was deleted." tombstone in place of the file.
+   */
+  fileDeletion: 'removes-message' | 'leaves-tombstone' = 'removes-message';
 
   private server: Server;
   private wss = new WebSocketServer({ noServer: true });
@@ -188,9 +198,46 @@ export class FakeSlack {
     };
   }
 
+  /**
+   * A `block_actions` payload: a user pressed the button `actionId` on a message (Slack's interactivity request,
+   * with the message, its container, a response_url and a trigger_id, as Slack sends it).
+   */
+  blockActions(p: { user: string; channel: string; ts: string; actionId: string }): Json {
+    const msg = this.message(p.channel, p.ts);
+    if (!msg || msg.deleted) throw new Error(`no message ${p.ts}`);
+    const block = msg.blocks.find((b) => b.elements?.some((e) => e.action_id === p.actionId));
+    const button = block?.elements?.find((e) => e.action_id === p.actionId);
+    if (!block || !button) throw new Error(`message ${p.ts} has no button ${p.actionId}`);
+    const hook = `hook-${++this.idCounter}`;
+    this.responses.set(hook, []);
+    const user = this.users.get(p.user);
+    return {
+      type: 'block_actions',
+      user: { id: p.user, username: user?.name ?? p.user, name: user?.name ?? p.user, team_id: this.teamId },
+      api_app_id: this.appId,
+      token: 'legacy-verification-token',
+      container: { type: 'message', message_ts: msg.ts, channel_id: p.channel, is_ephemeral: false, ...(msg.thread_ts ? { thread_ts: msg.thread_ts } : {}) },
+      trigger_id: `${++this.idCounter}.${randomUUID()}`,
+      team: { id: this.teamId, domain: 'fake' },
+      enterprise: null,
+      is_enterprise_install: false,
+      channel: { id: p.channel, name: p.channel.toLowerCase() },
+      message: { type: 'message', user: msg.user, ts: msg.ts, text: msg.text, blocks: msg.blocks, ...(msg.thread_ts ? { thread_ts: msg.thread_ts } : {}) },
+      state: { values: {} },
+      response_url: `${this.url}/hooks/${hook}`,
+      actions: [{ ...button, block_id: block.block_id, action_ts: `${Date.now() / 1000}` }],
+    };
+  }
+
+  /** The action_id of the button on a message whose text starts with `emoji`. */
+  buttonId(channel: string, ts: string, emoji: string): string | undefined {
+    const buttons = this.message(channel, ts)?.blocks.filter((b) => b.type === 'actions').flatMap((b) => b.elements ?? []) ?? [];
+    return buttons.find((b) => b.text.text.startsWith(emoji))?.action_id;
+  }
+
   /** Sends an envelope over every open Socket Mode connection; resolves with the app's ack. */
   async sendEnvelope(
-    type: 'slash_commands' | 'events_api',
+    type: 'slash_commands' | 'events_api' | 'interactive',
     payload: Json,
     extra: { retryAttempt?: number } = {},
   ): Promise<Json> {
@@ -307,7 +354,10 @@ export class FakeSlack {
         const parent = a.thread_ts ? this.message(channel, String(a.thread_ts)) : undefined;
         if (a.thread_ts && !parent) return { ok: false, error: 'thread_not_found' };
         // Like Slack, a reply to a reply goes in the parent's thread, and the answer says which thread.
+        const blocks = checkBlocks(a.blocks);
+        if (typeof blocks === 'string') return { ok: false, error: blocks };
         const msg = this.post(channel, String(a.text ?? ''), parent ? (parent.thread_ts ?? parent.ts) : undefined);
+        if (blocks) msg.blocks = blocks;
         return { ok: true, channel, ts: msg.ts, message: { type: 'message', user: this.botUserId, text: msg.text, ts: msg.ts, thread_ts: msg.thread_ts } };
       }
       case 'chat.postEphemeral': {
@@ -321,8 +371,11 @@ export class FakeSlack {
         const msg = this.message(channel, String(a.ts));
         if (!msg || msg.deleted) return { ok: false, error: 'message_not_found' };
         if (msg.user !== this.botUserId) return { ok: false, error: 'cant_update_message' };
+        const blocks = checkBlocks(a.blocks);
+        if (typeof blocks === 'string') return { ok: false, error: blocks };
         msg.edits.push(msg.text);
         msg.text = String(a.text ?? '');
+        if (blocks) msg.blocks = blocks;
         return { ok: true, channel, ts: msg.ts, text: msg.text };
       }
       case 'chat.delete': {
@@ -360,7 +413,10 @@ export class FakeSlack {
         const f = this.files.get(String(a.file));
         if (!f) return { ok: false, error: 'file_not_found' };
         this.files.delete(f.id);
-        for (const m of this.messages) if (m.files.includes(f.id)) m.deleted = true;
+        for (const m of this.messages.filter((x) => x.files.includes(f.id))) {
+          if (this.fileDeletion === 'removes-message') m.deleted = true;
+          else m.files = m.files.filter((id) => id !== f.id);
+        }
         return { ok: true };
       }
       case 'files.info': {
@@ -382,7 +438,7 @@ export class FakeSlack {
   }
 
   private post(channel: string, text: string, thread_ts?: string): FakeMessage {
-    const msg: FakeMessage = { channel, ts: this.nextTs(), thread_ts, user: this.botUserId, text, edits: [], files: [], deleted: false };
+    const msg: FakeMessage = { channel, ts: this.nextTs(), thread_ts, user: this.botUserId, text, edits: [], files: [], deleted: false, blocks: [] };
     this.messages.push(msg);
     return msg;
   }
@@ -390,6 +446,28 @@ export class FakeSlack {
   private nextTs(): string {
     return `${Math.floor(Date.now() / 1000)}.${String(++this.tsCounter).padStart(6, '0')}`;
   }
+}
+
+/**
+ * Block Kit as Slack checks it for the blocks this bot sends: ≤ 50 blocks, section text ≤ 3000, an actions block
+ * of ≤ 25 elements, action_id ≤ 255 and unique in the message, button text ≤ 75. Slack's error code when not.
+ */
+function checkBlocks(raw: unknown): FakeBlock[] | undefined | string {
+  if (raw === undefined) return undefined;
+  const blocks = (typeof raw === 'string' ? JSON.parse(raw) : raw) as FakeBlock[];
+  if (!Array.isArray(blocks) || blocks.length > 50) return 'invalid_blocks';
+  const ids = new Set<string>();
+  for (const b of blocks) {
+    if (b.type === 'section' && (!b.text || b.text.text.length > 3000)) return 'invalid_blocks';
+    if (b.type !== 'actions') continue;
+    if (!b.elements?.length || b.elements.length > 25) return 'invalid_blocks';
+    for (const e of b.elements) {
+      if (e.type !== 'button' || !e.action_id || e.action_id.length > 255 || ids.has(e.action_id)) return 'invalid_blocks';
+      if (!e.text?.text || e.text.text.length > 75) return 'invalid_blocks';
+      ids.add(e.action_id);
+    }
+  }
+  return blocks;
 }
 
 export function signSlackRequest(secret: string, timestamp: number, body: string): string {

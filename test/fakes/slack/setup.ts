@@ -1,6 +1,6 @@
 // A fake Slack, a bot core and the Slack adapter between them, in Socket Mode or HTTP mode, with helpers that
-// act like Slack users (slash commands, reactions) and wait for what the bot posts.
-import { expect } from 'vitest';
+// act like Slack users (slash commands, reactions, button presses) and wait for what the bot posts.
+import { afterEach, expect } from 'vitest';
 import { startSlackAdapter } from '../../../src/adapters/slack/index.ts';
 import type { BotCore } from '../../../src/core/types.ts';
 import { silentLogger, type Logger } from '../../../src/log.ts';
@@ -64,6 +64,20 @@ export async function slackSetup<C extends ClosableCore>(
     else expect((await slack.sendSigned(eventsUrl, JSON.stringify(body), 'application/json', { retryNum: opts.retry })).status).toBe(200);
     return body.event_id as string;
   };
+  /**
+   * A user presses the button `emoji` on a message (a block_actions request, delivered as this mode does);
+   * `times` > 1 delivers the very same request again (a retry). Returns the action_id pressed.
+   */
+  const press = async (user: string, ts: string, emoji: string, times = 1) => {
+    const actionId = slack.buttonId(CHANNEL, ts, emoji);
+    if (!actionId) throw new Error(`no ${emoji} button on ${ts}`);
+    const payload = slack.blockActions({ user, channel: CHANNEL, ts, actionId });
+    for (let i = 0; i < times; i++) {
+      if (mode === 'socket') await slack.sendEnvelope('interactive', payload);
+      else expect((await slack.sendSigned(eventsUrl, new URLSearchParams({ payload: JSON.stringify(payload) }).toString(), FORM)).status).toBe(200);
+    }
+    return actionId;
+  };
   /** The private reply to a command (posted to its response_url). */
   const privateReply = (hook: string) => slack.waitFor(() => slack.responses.get(hook)?.[0], 'a reply on response_url');
   /** Waits until `n` result images are shared, and returns their messages in order. */
@@ -89,6 +103,7 @@ export async function slackSetup<C extends ClosableCore>(
     },
     command,
     react,
+    press,
     privateReply,
     results,
     restartAdapter,
@@ -98,3 +113,20 @@ export async function slackSetup<C extends ClosableCore>(
 
 /** The strength a result's caption states. */
 export const strengthIn = (m: FakeMessage): number => Number(/strength (-?[\d.]+)/.exec(m.text)?.[1]);
+
+/**
+ * For a test file: `setup(mode, env)` starts a fake Slack and the adapter over a fresh core from `makeCore`;
+ * whatever a test started is closed after it.
+ */
+export function slackSetupPerTest<C extends ClosableCore>(makeCore: () => Promise<C>) {
+  let open: SlackSetup<C>[] = [];
+  afterEach(async () => {
+    for (const s of open) await s.close();
+    open = [];
+  });
+  return async (mode: 'socket' | 'http', env: Record<string, string> = {}, logger?: Logger): Promise<SlackSetup<C>> => {
+    const s = await slackSetup(mode, await makeCore(), env, logger);
+    open.push(s);
+    return s;
+  };
+}

@@ -17,7 +17,10 @@ import type { PackSummary } from '../src/engine/types.ts';
 import { LaneQueue, laneOf } from '../src/jobs/lanes.ts';
 import { MemoryQueue } from '../src/jobs/memory-queue.ts';
 import type { EditJobData } from '../src/jobs/types.ts';
-import { MemoryStore } from '../src/state/store.ts';
+import { getJSON, MemoryStore, type Store } from '../src/state/store.ts';
+import { Metrics } from '../src/metrics.ts';
+import { startOptimizeLane } from '../src/worker/optimize-lane.ts';
+import { keys } from '../src/state/keys.ts';
 import { advertise, capableWorker } from '../src/state/capabilities.ts';
 import type { PlaygroundMessage } from '../src/adapters/playground/index.ts';
 import { startDiscordAdapter } from '../src/adapters/discord/index.ts';
@@ -128,6 +131,61 @@ describe('lanes and capabilities', () => {
     await edits.close();
     await gradients.close();
     await queue.close();
+  });
+
+  it("a job's status is found in whichever lane holds it (the watchdog does not take a gradient job for lost)", async () => {
+    const queue = new LaneQueue(new MemoryQueue(), new MemoryQueue());
+    await queue.add(job('e1', 'global'));
+    await queue.add(job('g1', 'optimize'));
+    expect(await queue.status('e1')).toEqual({ state: 'pending' });
+    expect(await queue.status('g1')).toEqual({ state: 'pending' });
+    expect(await queue.status('nope')).toEqual({ state: 'missing' });
+    await queue.close();
+  });
+
+  it('an optimize job meeting a Redis outage past REDIS_OUTAGE_MS goes back to its queue with no try spent', async () => {
+    const store = new MemoryStore();
+    let down = true;
+    const refused = () => Promise.reject(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }));
+    const flaky: Store = {
+      get: (key) => (down ? refused() : store.get(key)),
+      set: (key, value, ttlS) => store.set(key, value, ttlS),
+      setNX: (key, value, ttlS) => store.setNX(key, value, ttlS),
+      del: (...k) => store.del(...k),
+      push: (key, value, max, ttlS) => store.push(key, value, max, ttlS),
+      list: (key, count) => store.list(key, count),
+      ready: () => store.ready(),
+      close: () => store.close(),
+    };
+    const queue = new MemoryQueue();
+    const metrics = new Metrics();
+    const events: string[] = [];
+    queue.onEvent((e) => void events.push(`${e.type}:${e.jobId}`));
+    const lane = startOptimizeLane({
+      queue,
+      store: flaky,
+      packs: new PackCatalog(tinyPackDir()),
+      metrics,
+      log: pino({ level: 'silent' }),
+      device: 'cpu',
+      resultTtlS: 60,
+      outageMs: 200,
+      budgetS: 10,
+      torch: { ok: true, python: 'python3', torch: 'test', cuda: false },
+      checkRunningCaps: async () => {},
+    });
+    try {
+      await queue.add(job('g1', 'optimize'));
+      await waitFor('the job handed back', async () => ((await metrics.text()).includes('styleclip_jobs_ridden_out_total{outcome="handed_back"}') ? true : undefined));
+      down = false;
+      expect(events.filter((e) => e.startsWith('failed'))).toEqual([]);
+      expect(await metrics.text()).not.toMatch(/styleclip_job_failures_total\{/);
+    } finally {
+      down = false;
+      await store.set(keys.cancel('g1'), '1'); // what is left of it ends at its next start
+      await lane.close();
+      await queue.close();
+    }
   });
 
   it('a capable worker keeps its record alive while it runs and removes it when it stops', async () => {
@@ -367,6 +425,50 @@ describe('embedded (styleclip start without Redis)', () => {
       await bot.close();
     }
     expect(await capableWorker(bot.store, 'optimize')).toBeNull();
+  }, 180_000);
+});
+
+describe('buttons on an optimize result (embedded)', () => {
+  let bot: Awaited<ReturnType<typeof makeTestBot>>;
+  let updates: ReturnType<typeof collectUpdates>;
+  let first: Awaited<ReturnType<ReturnType<typeof collectUpdates>['final']>>;
+  const ctx = ctxFor('erin');
+  const here = targetFor(ctx);
+  let key = 0;
+  const press = (action: 'stronger' | 'weaker' | 'reroll' | 'original') => bot.nudge(first.jobId, action, 'erin', `opt-${++key}`, here, 'button');
+
+  beforeAll(async () => {
+    bot = await makeTestBot({ packDir: tinyPackDir(), optimize: 'auto' });
+    updates = collectUpdates(bot);
+    await waitFor('the optimize capability', async () => ((await capableWorker(bot.store, 'optimize')) ? true : undefined));
+    const reply = await bot.invoke('styleclip', { kind: 'text', text: 'purple hair method:optimize steps:3 seed:2' }, ctx, here);
+    expect(reply.job, reply.text).toBeDefined();
+    first = await updates.final(reply.job!.id, 120_000);
+  }, 180_000);
+  afterAll(async () => {
+    await bot?.close();
+  });
+
+  it('offers ➕ ➖ 🎲 ❌ and no ↩', () => {
+    expect(first.status, first.text).toBe('completed');
+    expect(first.actions).toEqual(['stronger', 'weaker', 'reroll', 'cancel']);
+  });
+
+  it('refuses ↩ with one line and queues nothing', async () => {
+    const reply = await press('original');
+    expect(reply?.error).toBe(true);
+    expect(reply?.job).toBeUndefined();
+    expect(reply?.text).toMatch(/^↩ does not apply to method:optimize results/);
+  });
+
+  it('🎲 queues the same optimization (steps, L2 pull) on a new face', async () => {
+    const reply = await press('reroll');
+    expect(reply?.job, reply?.text).toBeDefined();
+    const data = await getJSON<EditJobData>(bot.store, keys.job(reply!.job!.id));
+    expect(data?.spec).toEqual({ method: 'optimize', prompt: 'purple hair', steps: 3, l2Lambda: 0.008, idLambda: 0 });
+    expect(data?.source.kind).toBe('seed');
+    expect(data?.source).not.toEqual({ kind: 'seed', seed: 2 });
+    expect((await updates.final(reply!.job!.id, 120_000)).status).toBe('completed');
   }, 180_000);
 });
 

@@ -1,7 +1,9 @@
-# StyleCLIP bot images. Two targets:
+# StyleCLIP bot images. Three targets:
 #   runtime (default)  bot, playground and a CPU worker:   docker build -t styleclip .
 #   worker-cuda        worker on the CUDA execution provider:
 #                      docker build --target worker-cuda -t styleclip-worker-cuda .
+#   worker-gradients   worker-cuda plus PyTorch (CUDA) and the toolkit: also serves method:optimize
+#                      docker build --target worker-gradients -t styleclip-worker-gradients .
 # Model packs: the demo tiny pack ships in the image (models/packs/tiny); mount real ones at /app/packs
 # and set STYLECLIP_PACK / STYLECLIP_PACKS_DIR (see docs/operations.md).
 
@@ -20,6 +22,9 @@ COPY commands /app/commands
 COPY models/README.md /app/models/README.md
 COPY models/packs /app/models/packs
 COPY models/detector /app/models/detector
+# The toolkit: a worker with PyTorch runs latent optimization through it (scripts/toolkit.sh).
+COPY scripts/toolkit.sh /app/scripts/toolkit.sh
+COPY models/toolkit/styleclip_toolkit /app/models/toolkit/styleclip_toolkit
 
 # ---- worker-cuda: the worker with onnxruntime-node's CUDA 12 execution provider ----
 FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04 AS worker-cuda
@@ -36,6 +41,20 @@ COPY --from=source /app ./
 USER ubuntu
 EXPOSE 3001
 ENTRYPOINT ["node", "bin/styleclip.mjs"]
+CMD ["worker"]
+
+# ---- worker-gradients: worker-cuda plus PyTorch, so it also takes optimize jobs (the gradient lane) ----
+# The Node worker stays the only queue consumer and runs one toolkit process per optimize job
+# (docs/operations.md, "Gradient worker"). STYLECLIP_OPTIMIZE=on: without a working PyTorch it refuses to start.
+FROM worker-cuda AS worker-gradients
+USER root
+RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-venv \
+  && rm -rf /var/lib/apt/lists/* \
+  && python3 -m venv /opt/torch \
+  && /opt/torch/bin/pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cu128 torch \
+  && /opt/torch/bin/pip install --no-cache-dir numpy onnx regex
+ENV STYLECLIP_PYTHON=/opt/torch/bin/python STYLECLIP_OPTIMIZE=on OPTIMIZE_BUDGET_S=600
+USER ubuntu
 CMD ["worker"]
 
 # ---- runtime (last, so the default target): start / bot / worker on CPU ----

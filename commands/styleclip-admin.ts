@@ -22,6 +22,7 @@ function show(s: ServerSettings, pack: PackSummary): string {
     `threshold: ${s.threshold === null ? `${threshold(pack.defaults.threshold ?? 'auto')} (the pack's)` : threshold(s.threshold)}`,
     `channels: ${s.channels.length ? s.channels.join(', ') : 'all'}`,
     `blocked words: ${s.blockedWords.length}`,
+    `optimize: ${s.optimize ? 'on' : 'off'}, up to ${s.optimizeStepsMax} steps, l2 ${s.optimizeL2}, id ${s.optimizeId}`,
     `limits per user: ${s.userRunning} running + ${s.userWaiting} waiting; per server: ${s.serverRunning} running + ${s.serverWaiting} waiting`,
     `spoiler: ${s.spoiler ? 'on (results are hidden until someone asks to see them)' : 'off'}`,
   ].join('\n');
@@ -139,6 +140,10 @@ function defaultValue(key: string): string {
     'user-waiting': d.userWaiting,
     'server-running': d.serverRunning,
     'server-waiting': d.serverWaiting,
+    optimize: d.optimize ? 'on' : 'off',
+    'optimize-steps-max': d.optimizeStepsMax,
+    'optimize-l2': d.optimizeL2,
+    'optimize-id': d.optimizeId,
     spoiler: d.spoiler ? 'on' : 'off',
   };
   return String(map[key]);

@@ -18,6 +18,9 @@ const command: Command = {
         ? 'Your own photo: attach one with a face to `/styleclip` (the `image` option; in the playground, the file button). The largest face is edited and pasted back into the photo.'
         : `Photos: this server's pack (${pack.name}) has no image encoder, so it edits random faces only.`,
       'Privacy: a photo is kept only as long as its result and never logged; ❌ on the result deletes both at once.',
+      settings.optimize
+        ? `\`method:optimize steps:N\` (1 to ${settings.optimizeStepsMax}) runs the slow gradient optimization on a worker with PyTorch, with previews; ➕/➖ on its result loosen/tighten its pull toward the start.`
+        : '`method:optimize` is turned off on this server.',
       `React ➕ on your result for stronger (×${NUDGE_FACTOR}), ➖ for weaker, ❌ to delete or cancel.`,
       '`/styleclip-info` shows your queue and running jobs; `/styleclip-cancel` cancels them.',
       '`/styleclip-admin show` shows this server\'s settings (admins can change them).',

@@ -2,8 +2,8 @@
 import { randomInt } from 'node:crypto';
 import { refuse, type Command } from '../src/core/command.ts';
 import { planEdit } from '../src/core/plan-edit.ts';
-import type { MethodSetting } from '../src/state/settings.ts';
-import type { EditJobData, JobSource } from '../src/jobs/types.ts';
+import { OPTIMIZE_STEPS_LIMIT, type MethodSetting } from '../src/state/settings.ts';
+import { PHOTO_NOT_OPTIMIZED, type EditJobData, type JobSource } from '../src/jobs/types.ts';
 import type { Attachment } from '../src/core/types.ts';
 
 export const MAX_PROMPT = 200;
@@ -18,18 +18,20 @@ const command: Command = {
       { name: 'prompt', description: 'What to change, e.g. "curly hair"', type: 'string', required: true, maxLength: MAX_PROMPT, autocomplete: true },
       {
         name: 'method',
-        description: 'global (any text), mapper (trained per prompt) or auto',
+        description: 'global (any text), mapper (trained per prompt), optimize (gradient steps; slow) or auto',
         type: 'string',
         choices: [
           { name: 'auto', value: 'auto' },
           { name: 'global', value: 'global' },
           { name: 'mapper', value: 'mapper' },
+          { name: 'optimize', value: 'optimize' },
         ],
       },
       { name: 'strength', description: 'How far to move (α); negative goes the other way', type: 'number' },
       { name: 'threshold', description: 'Disentanglement β from 0 to 1 (global method)', type: 'number', min: 0, max: 1 },
       { name: 'seed', description: 'Which random face to start from', type: 'integer', min: 0, max: 4294967295 },
       { name: 'source', description: 'Job id of a previous result to edit further', type: 'string', maxLength: 100, autocomplete: true },
+      { name: 'steps', description: 'Optimization steps (method optimize; official 300)', type: 'integer', min: 1, max: OPTIMIZE_STEPS_LIMIT },
       { name: 'neutral', description: 'Neutral text (advanced; used verbatim with the prompt)', type: 'string', maxLength: MAX_PROMPT },
       { name: 'image', description: 'A photo with a face to edit instead of a random face (kept only as long as the result)', type: 'attachment' },
     ],
@@ -41,6 +43,7 @@ const command: Command = {
     // …or the user's photo, attached to the command.
     const image = options.image as Attachment | undefined;
     if (image && (options.seed !== undefined || options.source !== undefined)) return refuse('Give one of image, seed or source.');
+    if (image && options.method === 'optimize') return refuse(PHOTO_NOT_OPTIMIZED);
     let sourceId = options.source === undefined ? undefined : String(options.source);
     if (!sourceId && !image && ctx.replyToMessageKey) sourceId = (await services.jobForMessage(ctx, ctx.replyToMessageKey)) ?? undefined;
     let source: JobSource;
@@ -52,6 +55,9 @@ const command: Command = {
       const previousPack = services.packs.get(previous.pack);
       if (!previousPack) return refuse(`The result ${sourceId} was made with pack "${previous.pack}", which is no longer installed.`);
       pack = previousPack;
+      if (options.method === 'optimize' && previous.info.method === 'global') {
+        return refuse(`method:optimize works on W+ latents; ${sourceId} is a global (StyleSpace) edit. Start from a seed, a mapper or an optimize result.`);
+      }
       source = { kind: 'result', jobId: sourceId };
     } else {
       source = { kind: 'seed', seed: options.seed === undefined ? randomInt(0, 2 ** 31) : Number(options.seed) };
@@ -60,7 +66,8 @@ const command: Command = {
     const plan = planEdit(settings, pack, ctx.channelId, {
       prompt: String(options.prompt ?? '').trim(),
       neutral: options.neutral === undefined ? undefined : String(options.neutral),
-      method: options.method as MethodSetting | undefined,
+      method: options.method as MethodSetting | 'optimize' | undefined,
+      steps: options.steps === undefined ? undefined : Number(options.steps),
       strength: options.strength === undefined ? undefined : Number(options.strength),
       threshold: options.threshold === undefined ? undefined : Number(options.threshold),
     });

@@ -1,6 +1,7 @@
 // Configuration from the environment (dotenv is loaded by the runtime). Every problem names its variable.
 import path from 'node:path';
 import { defaultBatchSize } from './worker/batcher.ts';
+import type { OptimizeMode } from './worker/optimizer.ts';
 
 export interface Config {
   port: number;
@@ -35,6 +36,10 @@ export interface Config {
   playgroundAdmins: string[];
   discordToken: string | undefined;
   slackBotToken: string | undefined;
+  /** STYLECLIP_OPTIMIZE. */
+  optimize: OptimizeMode;
+  /** OPTIMIZE_BUDGET_S: longest an optimize job may run on a worker. */
+  optimizeBudgetS: number;
 }
 
 export class ConfigError extends Error {
@@ -87,6 +92,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, root = process.
   const logLevel = (nonEmpty(env, 'LOG_LEVEL') ?? 'info').toLowerCase();
   if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError('LOG_LEVEL', `expected one of ${LOG_LEVELS.join(', ')}`);
   const packsDir = nonEmpty(env, 'STYLECLIP_PACKS_DIR');
+  const optimize = (nonEmpty(env, 'STYLECLIP_OPTIMIZE') ?? 'auto').toLowerCase();
+  if (!['auto', 'on', 'off'].includes(optimize)) throw new ConfigError('STYLECLIP_OPTIMIZE', `expected auto, on or off, got "${optimize}"`);
   return {
     port: int(env, 'PORT', 3000, 0, 65535),
     host: nonEmpty(env, 'HOST') ?? '127.0.0.1',
@@ -110,5 +117,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, root = process.
       .filter(Boolean),
     discordToken: nonEmpty(env, 'DISCORD_TOKEN'),
     slackBotToken: nonEmpty(env, 'SLACK_BOT_TOKEN'),
+    optimize: optimize as OptimizeMode,
+    optimizeBudgetS: int(env, 'OPTIMIZE_BUDGET_S', 600, 1, 24 * 3600),
   };
 }

@@ -39,7 +39,7 @@ describe('text syntax', () => {
     expect(err('hair strength:lots')).toBe('Option strength must be a number, got "lots".');
     expect(err('hair seed:1.5')).toBe('Option seed must be a whole number, got "1.5".');
     expect(err('hair threshold:2')).toBe('Option threshold must be at most 1, got 2.');
-    expect(err('hair method:magic')).toBe('Option method must be one of auto, global, mapper; got "magic".');
+    expect(err('hair method:magic')).toBe('Option method must be one of auto, global, mapper, optimize; got "magic".');
     expect(err('hair seed:1 seed:2')).toBe('Option seed is given twice.');
     expect(err('strength:2')).toBe('Missing prompt.');
     expect(err('x'.repeat(201))).toMatch(/too long/);

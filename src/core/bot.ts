@@ -7,17 +7,18 @@ import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { PackCatalog } from '../engine/catalog.ts';
 import type { JobQueue } from '../jobs/queue.ts';
-import type { EditJobData, JobSource, Platform, ResultMeta } from '../jobs/types.ts';
+import { isOptimize, type EditJobData, type JobSource, type Platform, type ResultMeta } from '../jobs/types.ts';
 import { getJSON, isRedisDown, type Store } from '../state/store.ts';
 import type { RedisHealth } from '../state/redis-health.ts';
 import { keys } from '../state/keys.ts';
-import { SettingsService, type ServerSettings } from '../state/settings.ts';
+import { OPTIMIZE_LAMBDA_MAX, SettingsService, type ServerSettings } from '../state/settings.ts';
 import { nudgedStrength } from './captions.ts';
 import { CommandRefusal, refuse, type Command, type CommandServices } from './command.ts';
 import { JobEvents } from './job-events.ts';
 import { parseInput } from './parse.ts';
 import { PhotoIntake } from './photos.ts';
-import { planEdit } from './plan-edit.ts';
+import { planEdit, type EditRequest } from './plan-edit.ts';
+import { nudgedL2 } from './plan-optimize.ts';
 import { resultImage } from './result-image.ts';
 import { Submissions, UNAVAILABLE } from './submissions.ts';
 import { deletePhoto } from '../state/photos.ts';
@@ -32,6 +33,7 @@ import {
   type FollowUp,
   type InvocationContext,
   type JobUpdate,
+  type Nudge,
   type PhotoFetcher,
   type ReplyTarget,
   type ResultAction,
@@ -151,8 +153,7 @@ export class Bot implements BotCore {
     const followUp = await this.followUp(data, action, settings, hash);
     if ('text' in followUp) return followUp;
     // The same edit, asked for again: every rule /styleclip applies holds (channels, blocked words, methods).
-    const { prompt, neutral, method, threshold } = data.spec;
-    const plan = planEdit(settings, pack, target.channelId, { prompt, neutral, method, strength: followUp.strength, threshold });
+    const plan = planEdit(settings, pack, target.channelId, followUp.request);
     if ('refusal' in plan) return refuse(plan.refusal);
     const next: EditJobData = {
       ...data,
@@ -184,6 +185,11 @@ export class Bot implements BotCore {
   /** An adapter that takes attachments registers how to download its platform's files (see PhotoFetcher). */
   setPhotoFetcher(platform: Platform, fetcher: PhotoFetcher): void {
     this.photos.setFetcher(platform, fetcher);
+  }
+
+  async previewImage(jobId: string): Promise<ResultImage | null> {
+    const png = await this.store.get(keys.preview(jobId));
+    return png ? { bytes: png, mime: 'image/png', filename: `${jobId}-preview.png` } : null;
   }
 
   onUpdate(platform: Platform, listener: (update: JobUpdate) => void | Promise<void>): () => void {
@@ -285,40 +291,59 @@ export class Bot implements BotCore {
   private async presentation(jobId: string): Promise<Pick<JobUpdate, 'actions' | 'spoiler'>> {
     const data = await getJSON<EditJobData>(this.store, keys.job(jobId)).catch(() => null);
     if (!data) return { actions: ['cancel'] };
-    const edited = data.spec.strength !== 0; // ↩'s own result is the original: nothing to nudge or go back to
+    const optimized = isOptimize(data.spec);
+    // ↩'s own result is the original: nothing to nudge or go back to. An optimization always moved the face.
+    const edited = isOptimize(data.spec) || data.spec.strength !== 0;
     const actions: ResultAction[] = [
       ...(edited ? (['stronger', 'weaker'] as const) : []),
       ...(data.source.kind === 'seed' ? (['reroll'] as const) : []),
-      ...(edited ? (['original'] as const) : []),
+      // An optimization has no strength 0 to go back with (followUp refuses ↩ on it).
+      ...(edited && !optimized ? (['original'] as const) : []),
       'cancel',
     ];
     const spoiler = await this.settings.get(data.scope).then((s) => s.spoiler, () => false);
     return { actions, ...(spoiler ? { spoiler } : {}) };
   }
 
-  /** The strength and source of a follow-up, or why there is none. */
-  private async followUp(data: EditJobData, action: FollowUp, settings: ServerSettings, hash: string): Promise<{ strength: number; source: JobSource } | CommandReply> {
+  /**
+   * The request and source of a follow-up, or why there is none. On an optimize result ➕/➖ move the L2 pull
+   * (plan-optimize.ts) with the steps capped by the server's current bound, 🎲 runs the same optimization on a
+   * new face, and ↩ is refused: an optimization has no strength 0 to show the start with.
+   */
+  private async followUp(data: EditJobData, action: FollowUp, settings: ServerSettings, hash: string): Promise<{ request: EditRequest; source: JobSource } | CommandReply> {
+    const spec = data.spec;
+    if (action === 'original' && isOptimize(spec)) {
+      return refuse('↩ does not apply to method:optimize results (an optimization has no strength 0); run /styleclip with the same seed to see the face before the edit.');
+    }
+    if (action === 'reroll' && data.source.kind !== 'seed') return refuse('🎲 works on edits of a generated face; this result edits an earlier one.');
+    // A seed from the dedupe key: a redelivered press asks for the same face.
+    const newFace = (): JobSource => ({ kind: 'seed', seed: parseInt(hash.slice(0, 8), 16) % 2 ** 31 });
+    if (isOptimize(spec)) {
+      const again = { prompt: spec.prompt, method: 'optimize' as const, steps: Math.min(spec.steps, settings.optimizeStepsMax) };
+      if (action === 'reroll') return { request: { ...again, l2Lambda: spec.l2Lambda }, source: newFace() };
+      const l2Lambda = Math.min(OPTIMIZE_LAMBDA_MAX, nudgedL2(spec.l2Lambda, action as Nudge));
+      if (l2Lambda === spec.l2Lambda) return refuse(`The L2 pull is already ${spec.l2Lambda}; a nudge cannot move it further.`);
+      return { request: { ...again, l2Lambda }, source: data.source };
+    }
+    const { prompt, neutral, method, threshold } = spec;
+    const same = (strength: number, source: JobSource) => ({ request: { prompt, neutral, method, strength, threshold }, source });
     if (action === 'stronger' || action === 'weaker') {
-      const wanted = nudgedStrength(data.spec.strength, action);
+      const wanted = nudgedStrength(spec.strength, action);
       const strength = Math.min(settings.strengthMax, Math.max(settings.strengthMin, wanted));
-      if (strength === data.spec.strength) {
+      if (strength === spec.strength) {
         return refuse(`Strength is already ${strength}, this server's ${action === 'stronger' ? 'most' : 'least'} for a nudge.`);
       }
-      return { strength, source: data.source };
+      return same(strength, data.source);
     }
-    if (action === 'reroll') {
-      if (data.source.kind !== 'seed') return refuse('🎲 works on edits of a generated face; this result edits an earlier one.');
-      // A seed from the dedupe key: a redelivered press asks for the same face.
-      return { strength: data.spec.strength, source: { kind: 'seed', seed: parseInt(hash.slice(0, 8), 16) % 2 ** 31 } };
-    }
+    if (action === 'reroll') return same(spec.strength, newFace());
     // ↩ the face before any edit: strength 0 on the seed the result (or the chain it continues) started from;
     // for a photo, its reconstruction by the encoder pasted back (from the stored inversion).
-    if (data.source.kind === 'photo') return { strength: 0, source: data.source };
+    if (data.source.kind === 'photo') return same(0, data.source);
     const meta = data.source.kind === 'seed' ? null : await getJSON<ResultMeta>(this.store, keys.resultMeta(data.jobId));
-    if (meta?.photo) return { strength: 0, source: { kind: 'photo', key: meta.photo.key } };
+    if (meta?.photo) return same(0, { kind: 'photo', key: meta.photo.key });
     const seed = data.source.kind === 'seed' ? data.source.seed : meta?.seed;
     if (seed === undefined) return refuse(RESULT_GONE);
-    return { strength: 0, source: { kind: 'seed', seed } };
+    return same(0, { kind: 'seed', seed });
   }
 
   private commandServices(): CommandServices {

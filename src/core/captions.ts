@@ -1,12 +1,12 @@
 // What users read about an edit: the one-line description in queued replies, the result caption, and the
 // strength a ➕/➖ nudge asks for.
-import type { EditSpec } from '../engine/types.ts';
-import type { EditJobData, ResultMeta } from '../jobs/types.ts';
+import type { EditJobData, JobSpec, OptimizeInfo, ResultMeta } from '../jobs/types.ts';
 
 const round2 = (n: number) => Math.round(n * 100) / 100;
 
 /** One line describing an edit, for queued replies and result captions. */
-export function describeSpec(spec: EditSpec): string {
+export function describeSpec(spec: JobSpec): string {
+  if (spec.method === 'optimize') return `**${spec.prompt}** · optimize · ${spec.steps} steps · l2 ${spec.l2Lambda}${spec.idLambda ? ` · id ${spec.idLambda}` : ''}`;
   const parts = [`**${spec.prompt}**`, spec.method, `strength ${round2(spec.strength)}`];
   if (spec.method === 'global' && spec.threshold !== undefined) parts.push(`threshold ${spec.threshold}`);
   return parts.join(' · ');
@@ -15,6 +15,7 @@ export function describeSpec(spec: EditSpec): string {
 /** The caption of a finished result. */
 export function describeResult(data: EditJobData, meta: ResultMeta): string {
   const info = meta.info;
+  if (info.method === 'optimize') return finish(optimizeCaption(data, meta, info), meta);
   const parts = [`**${data.spec.prompt}**`, info.method];
   parts.push(`strength ${round2(info.strength)}`);
   if (info.threshold !== undefined) parts.push(`threshold ${round2(info.threshold)}`);
@@ -23,7 +24,19 @@ export function describeResult(data: EditJobData, meta: ResultMeta): string {
   if (meta.photo) parts.push(`your photo (face score ${meta.photo.score.toFixed(2)})`);
   else if (meta.seed !== undefined) parts.push(`seed ${meta.seed}`);
   parts.push(`job ${data.jobId}`);
-  let text = `${parts.join(' · ')}\nReact ➕ for stronger, ➖ for weaker.`;
+  return finish(`${parts.join(' · ')}\nReact ➕ for stronger, ➖ for weaker.`, meta);
+}
+
+function optimizeCaption(data: EditJobData, meta: ResultMeta, info: OptimizeInfo): string {
+  const parts = [`**${data.spec.prompt}**`, 'optimize', `${info.steps} steps`, `l2 ${info.l2Lambda}`];
+  if (info.idLambda) parts.push(`id ${info.idLambda}`);
+  parts.push(`CLIP loss ${info.clip.toFixed(3)}`);
+  if (meta.seed !== undefined) parts.push(`seed ${meta.seed}`);
+  parts.push(`${round2(info.stepsPerS)} steps/s on ${info.device}`, `job ${data.jobId}`);
+  return `${parts.join(' · ')}\nReact ➕ to move further from the start (less L2 pull), ➖ to stay closer.`;
+}
+
+function finish(text: string, meta: ResultMeta): string {
   if (meta.photo) text += `\n${photoNotes(meta.photo).join(' ')}`;
   if (meta.untrained) {
     text += `\n_Made with the untrained demo pack "${meta.pack}": images are noise-like. See docs/operations.md to install a real pack._`;

@@ -4,7 +4,7 @@
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { JobQueue } from '../jobs/queue.ts';
-import { isFinal, type EditJobData, type Platform, type QueueEvent, type ResultMeta } from '../jobs/types.ts';
+import { isFinal, OPTIMIZE_START_PROGRESS, type EditJobData, type Platform, type QueueEvent, type ResultMeta } from '../jobs/types.ts';
 import { getJSON, isRedisDown, type Store } from '../state/store.ts';
 import { keys } from '../state/keys.ts';
 import { describeResult, describeSpec } from './captions.ts';
@@ -155,7 +155,9 @@ export class JobEvents {
   /** Handles a job's event with the job's data at hand (the watchdog's way in, when the record may be gone). */
   async settle(data: EditJobData, event: Exclude<QueueEvent, { type: 'active' }>): Promise<void> {
     if (event.type === 'progress') {
-      await this.deliver(data, { status: 'running', progress: event.progress, text: `Running ${describeSpec(data.spec)}… ${event.progress}%` });
+      // An optimize job's worker stores a preview image before each progress report past the start.
+      const preview = data.spec.method === 'optimize' && event.progress > OPTIMIZE_START_PROGRESS;
+      await this.deliver(data, { status: 'running', progress: event.progress, text: `Running ${describeSpec(data.spec)}… ${event.progress}%`, ...(preview ? { preview } : {}) });
     } else if (event.type === 'completed') {
       await this.onCompleted(data);
     } else {

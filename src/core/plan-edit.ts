@@ -1,23 +1,29 @@
 // The rules of one edit, in one place: `/styleclip` and the ➕/➖ nudges both plan through here, so a rule an
 // admin sets (allowed channels, blocked words, strength bounds) holds for every way an edit is asked for.
-import type { EditSpec, PackSummary } from '../engine/types.ts';
+import type { PackSummary } from '../engine/types.ts';
+import type { JobSpec } from '../jobs/types.ts';
 import { findMapper } from '../engine/pack.ts';
 import { strengthProblem } from '../engine/types.ts';
 import type { MethodSetting, ServerSettings } from '../state/settings.ts';
+import { planOptimize } from './plan-optimize.ts';
 
 export interface EditRequest {
   prompt: string;
   /** Neutral text, used verbatim with the prompt (global method). */
   neutral?: string;
-  /** Asked for by the user; otherwise the server's method setting. */
-  method?: MethodSetting;
+  /** Asked for by the user; otherwise the server's method setting. `optimize` only when asked for. */
+  method?: MethodSetting | 'optimize';
   /** Asked for by the user; otherwise the server's default, else the pack's. */
   strength?: number;
   /** Asked for by the user; otherwise the server's, else the pack's, else automatic. */
   threshold?: number | 'auto';
+  /** Optimization steps (method optimize); otherwise min(300, the server's optimize-steps-max). */
+  steps?: number;
+  /** Pull toward the start (method optimize): set by ➕/➖ on an optimize result; otherwise the server's optimize-l2. */
+  l2Lambda?: number;
 }
 
-export type EditPlan = { spec: EditSpec } | { refusal: string };
+export type EditPlan = { spec: JobSpec } | { refusal: string };
 
 /** Whole-word, case-insensitive match of any blocked word or phrase. */
 export function blockedWordIn(text: string, blocked: string[]): string | undefined {
@@ -33,6 +39,8 @@ export function planEdit(settings: ServerSettings, pack: PackSummary, channelId:
   if (blockedWordIn(`${req.prompt} ${req.neutral ?? ''}`, settings.blockedWords)) {
     return { refusal: 'Your prompt contains a word that is blocked on this server.' };
   }
+  if (req.method === 'optimize') return planOptimize(settings, pack, req);
+  if (req.steps !== undefined || req.l2Lambda !== undefined) return { refusal: 'steps applies to method:optimize only.' };
   const mapper = findMapper(pack.mappers, req.prompt);
   let method = req.method ?? settings.method;
   if (method === 'auto') method = mapper && req.threshold === undefined && !req.neutral ? 'mapper' : 'global';

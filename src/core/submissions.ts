@@ -4,10 +4,12 @@ import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { JobQueue } from '../jobs/queue.ts';
 import type { EditJobData, ResultMeta } from '../jobs/types.ts';
+import { laneOf } from '../jobs/lanes.ts';
 import { deletePhoto } from '../state/photos.ts';
 import { getJSON, isRedisDown, setJSON, type Store } from '../state/store.ts';
 import type { RedisHealth } from '../state/redis-health.ts';
 import { keys } from '../state/keys.ts';
+import { capableWorker } from '../state/capabilities.ts';
 import type { ServerSettings, SettingsService } from '../state/settings.ts';
 import { SerialQueue } from '../util/serial-queue.ts';
 import { describeSpec } from './captions.ts';
@@ -18,6 +20,9 @@ import type { CommandReply } from './types.ts';
 
 export const UNAVAILABLE = 'The job queue is temporarily unavailable; please try again in a moment.';
 export const RESTARTING = 'The bot is restarting; please try again in a minute.';
+export const NO_OPTIMIZER =
+  'No worker that can run method:optimize is running now (latent optimization needs PyTorch on a worker). ' +
+  'Use method:global or method:mapper, or ask the operator to start a gradient worker (docs/operations.md).';
 export const LOST_IN_RESTART = 'Edit failed: the bot restarted before this job ran; please run it again.';
 
 export type CancelOutcome = 'cancelled' | 'cancelling' | 'finished';
@@ -121,6 +126,11 @@ export class Submissions {
       const position = inFlight.find((j) => j.id === data.jobId)?.position ?? 0;
       return { text: `Already queued as job ${data.jobId}.`, job: { id: data.jobId, position } };
     }
+    // Gradient jobs only run on workers with PyTorch: with none alive, say so now rather than queue a job that waits.
+    if (data.spec.method === 'optimize' && !(await capableWorker(store, 'optimize'))) {
+      metrics.refusals.inc({ reason: 'no_optimizer' });
+      return refuse(NO_OPTIMIZER);
+    }
     const mine = inFlight.filter((j) => j.data.platform === data.platform && j.data.requesterId === data.requesterId);
     const refusal = capRefusal(s, mine.length, inFlight.filter((j) => j.data.scope === data.scope).length);
     if (refusal) {
@@ -139,7 +149,9 @@ export class Submissions {
       return refuse(UNAVAILABLE);
     }
     watchdog?.watch(data);
-    const position = inFlight.filter((j) => j.state === 'waiting' && (j.data.priority ?? 1) <= data.priority!).length + 1;
+    // Its place in its own lane (optimize jobs wait only behind optimize jobs: src/jobs/lanes.ts).
+    const lane = laneOf(data);
+    const position = inFlight.filter((j) => j.state === 'waiting' && laneOf(j.data) === lane && (j.data.priority ?? 1) <= data.priority!).length + 1;
     this.o.events.queuedAt(data.jobId, position);
     log.info({ jobId: data.jobId, scope: data.scope, user: data.requesterId, method: data.spec.method }, 'job queued');
     return { text: `Queued ${describeSpec(data.spec)} — position ${position}. Job ${data.jobId}.`, job: { id: data.jobId, position } };

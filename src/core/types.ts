@@ -99,6 +99,8 @@ export interface JobUpdate {
   position?: number;
   /** 0..100 while running. */
   progress?: number;
+  /** A small progress image is available now (BotCore.previewImage): optimize jobs, while running. */
+  preview?: boolean;
   /** Human-readable caption (completed) or error message (failed). */
   text: string;
   /** Completed photo edits: the result also has an aligned before → after image (`resultImage(id, max, 'before-after')`). */
@@ -164,6 +166,8 @@ export interface BotCore {
    * image (for a photo: the whole photo with the edited face), or a photo edit's aligned before → after.
    */
   resultImage(jobId: string, maxBytes?: number, which?: ResultImageKind): Promise<ResultImage | null>;
+  /** The latest small progress image of a running job (optimize), or null. Optional: older cores lack it. */
+  previewImage?(jobId: string): Promise<ResultImage | null>;
   /** Job updates for one platform; returns an unsubscribe function. */
   onUpdate(platform: Platform, listener: (update: JobUpdate) => void | Promise<void>): () => void;
   /** Remember that a platform message shows a job, so reactions on it find the job (persists with Redis). */

@@ -268,6 +268,7 @@ export function summarizePack(pack: Pack, name = pack.json.name): PackSummary {
     styleChannels: pack.layout.styleChannels,
     convChannels: pack.layout.convChannels,
     mappers: (j.mappers ?? []).map((m) => ({ name: m.name, slug: m.slug })),
+    identity: !!(j as { identity?: unknown }).identity,
     ...(j.encoder ? { encoder: { inputSize: j.encoder.inputSize, format: j.encoder.format } } : {}),
     defaults: { ...j.defaults },
   };

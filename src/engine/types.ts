@@ -56,6 +56,8 @@ export interface PackSummary {
   styleChannels: number;
   convChannels: number;
   mappers: { name: string; slug: string }[];
+  /** Whether the pack carries ArcFace weights (identity/, for the ID loss of latent optimization); unknown when absent. */
+  identity?: boolean;
   /** The image encoder, when the pack has one: `encode` takes [N, 3, inputSize, inputSize]. */
   encoder?: { inputSize: number; format: string };
   defaults: {

@@ -5,6 +5,8 @@ import { defaultTuning, settlesWithin } from './queue.ts';
 import { PermanentJobError, PostponeJob, type EditJobData, type QueueEvent } from './types.ts';
 
 export const QUEUE_NAME = 'styleclip-edits';
+/** Gradient jobs (latent optimization): only workers with PyTorch take from this queue (lanes.ts). */
+export const GRADIENT_QUEUE_NAME = 'styleclip-gradients';
 
 /**
  * Reconnect attempts at most once a second. BullMQ's own backoff grows to 20 s, so after an outage of a few
@@ -14,6 +16,8 @@ const retryStrategy = (times: number) => Math.min(times * 100, 1000);
 
 export interface BullQueueOptions {
   redisUrl: string;
+  /** BullMQ queue name (default QUEUE_NAME). */
+  name?: string;
   /** BullMQ key prefix (tests use a unique one). */
   prefix?: string;
   tuning?: QueueTuning;
@@ -35,14 +39,16 @@ export class BullQueue implements JobQueue {
   private readonly listeners = new Set<(event: QueueEvent) => void>();
   private readonly workers = new Set<Worker>();
   private readonly tuning: QueueTuning;
+  readonly name: string;
 
   constructor(private readonly options: BullQueueOptions) {
     this.tuning = options.tuning ?? defaultTuning;
     const prefix = options.prefix ?? 'styleclip';
     // The producer fails fast while Redis is down, so the user hears it now rather than never.
-    this.queue = new Queue(QUEUE_NAME, { connection: { url: options.redisUrl, enableOfflineQueue: false, retryStrategy }, prefix });
+    this.name = options.name ?? QUEUE_NAME;
+    this.queue = new Queue(this.name, { connection: { url: options.redisUrl, enableOfflineQueue: false, retryStrategy }, prefix });
     this.queue.on('error', (err) => this.reportError(err, 'queue'));
-    this.events = options.events === false ? null : new QueueEvents(QUEUE_NAME, { connection: { url: options.redisUrl, retryStrategy }, prefix });
+    this.events = options.events === false ? null : new QueueEvents(this.name, { connection: { url: options.redisUrl, retryStrategy }, prefix });
     if (this.events) {
       this.events.on('error', (err) => this.reportError(err, 'events'));
       this.events.on('active', ({ jobId }) => this.emit({ type: 'active', jobId }));
@@ -127,7 +133,7 @@ export class BullQueue implements JobQueue {
 
   process(handler: JobHandler, concurrency: number): ProcessorHandle {
     const worker = new Worker<EditJobData>(
-      QUEUE_NAME,
+      this.name,
       async (job, token) => {
         try {
           await handler({

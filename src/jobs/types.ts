@@ -21,6 +21,52 @@ export function isFinal(status: JobStatus): boolean {
 }
 
 /**
+ * Latent optimization (the official `run_optimization.py` loop): needs gradients, so it runs on PyTorch in the
+ * toolkit, on the gradient lane that only workers with PyTorch take. Not an engine EditSpec: the engine can't run it.
+ */
+export interface OptimizeSpec {
+  method: 'optimize';
+  /** Used raw, as the official code (no templates). */
+  prompt: string;
+  steps: number;
+  /** Weight of Σ(w − w₀)²: the pull toward the start (➕ divides it, ➖ multiplies it). */
+  l2Lambda: number;
+  /** Weight of the ArcFace ID loss (needs identity/ in the pack). */
+  idLambda: number;
+}
+
+/** What a job asks a worker to do. */
+export type JobSpec = EditSpec | OptimizeSpec;
+
+/**
+ * An optimize job reports this progress when its PyTorch process has started; every later report comes after
+ * the worker stored a new preview image (keys.preview), so the bot can show one.
+ */
+export const OPTIMIZE_START_PROGRESS = 5;
+
+export const isOptimize = (spec: JobSpec): spec is OptimizeSpec => spec.method === 'optimize';
+
+/** Optimization runs on W+ from a seed or a stored result; a photo is inverted by an edit first. */
+export const PHOTO_NOT_OPTIMIZED =
+  'method:optimize starts from a generated face or a previous result, not straight from a photo: edit the photo first, then optimize that result (source:).';
+
+/** What an optimization did, for the caption. */
+export interface OptimizeInfo {
+  method: 'optimize';
+  steps: number;
+  l2Lambda: number;
+  idLambda: number;
+  /** Losses at the result. */
+  loss: number;
+  clip: number;
+  l2: number;
+  id: number;
+  seconds: number;
+  stepsPerS: number;
+  device: string;
+}
+
+/**
  * Where an edit starts: a seed's face, a stored result, or a user's photo. A photo's bytes live in the
  * store under `key` (keys.photo, with the result TTL), never in the job data.
  */
@@ -48,7 +94,7 @@ export interface EditJobData {
   target: ReplyTarget;
   /** Pack name (the worker resolves it to a folder). */
   pack: string;
-  spec: EditSpec;
+  spec: JobSpec;
   source: JobSource;
   submittedAt: number;
   /** The job this one nudges (➕/➖). */
@@ -74,7 +120,7 @@ export interface ResultMeta {
   pack: string;
   untrained: boolean;
   resolution: number;
-  info: EditInfo;
+  info: EditInfo | OptimizeInfo;
   source: JobSource;
   /** Seed of the face the edit started from (inherited through follow-up edits). */
   seed?: number;

@@ -3,7 +3,8 @@
 import { COMMANDS } from '../../commands/index.ts';
 import { Bot } from '../core/bot.ts';
 import { PackCatalog } from '../engine/catalog.ts';
-import { BullQueue, isLostJobError } from '../jobs/bull-queue.ts';
+import { BullQueue, GRADIENT_QUEUE_NAME, isLostJobError } from '../jobs/bull-queue.ts';
+import { LaneQueue } from '../jobs/lanes.ts';
 import { MemoryQueue } from '../jobs/memory-queue.ts';
 import { defaultTuning, type JobQueue, type QueueTuning } from '../jobs/queue.ts';
 import type { Logger } from '../log.ts';
@@ -13,10 +14,12 @@ import { RedisHealth } from '../state/redis-health.ts';
 import { RedisStore } from '../state/redis-store.ts';
 import type { WorkerService } from '../worker/service.ts';
 import { startWorker } from '../worker/start.ts';
+import type { GradientStatus, WorkerWithGradients } from '../worker/gradient-start.ts';
 import type { Config } from '../config.ts';
 
 export interface AppOptions
-  extends Pick<Config, 'packDir' | 'packsDir' | 'redisUrl' | 'resultTtlS' | 'device' | 'batchSize' | 'batchWindowMs' | 'outageMs' | 'watchdogMs'> {
+  extends Pick<Config, 'packDir' | 'packsDir' | 'redisUrl' | 'resultTtlS' | 'device' | 'batchSize' | 'batchWindowMs' | 'outageMs' | 'watchdogMs'>,
+    Partial<Pick<Config, 'optimize' | 'optimizeBudgetS'>> {
   /** Redis key prefix for the store and BullMQ (STYLECLIP_REDIS_PREFIX); tests use a unique one. */
   prefix: string;
   /** Run a worker in this process (engine in a worker thread). Always, without Redis. */
@@ -46,13 +49,26 @@ export class App extends Bot {
     super(bot);
   }
 
+  /** The in-process worker's gradient lane (optimize jobs): on, probing, unavailable (why) or off. */
+  gradients(): GradientStatus | null {
+    return (this.worker as WorkerWithGradients | null)?.gradients?.() ?? null;
+  }
+
   /** /healthz's body: `ok: false` (a 503) while Redis is away. */
   async health(role: string): Promise<Record<string, unknown>> {
     const redis = this.redis();
     if (redis && !redis.up) return { ok: false, role, status: 'redis down', redisDownForS: redis.downForS };
     await this.store.get('healthz'); // throws while Redis is unreachable → 503
     const pack = this.packs.defaultPack;
-    return { ok: true, role, queue: redis ? 'redis' : 'memory', pack: pack.name, untrained: pack.untrained, worker: this.workerStats() };
+    return {
+      ok: true,
+      role,
+      queue: redis ? 'redis' : 'memory',
+      pack: pack.name,
+      untrained: pack.untrained,
+      worker: this.workerStats(),
+      gradients: this.gradients(),
+    };
   }
 
   /** The in-process worker's throughput, when there is one. */
@@ -95,7 +111,10 @@ export async function createApp(o: AppOptions): Promise<App> {
   const store: Store = redisStore ?? new MemoryStore();
   const health = redisStore ? new RedisHealth({ log, metrics, boundMs: o.outageMs }).watch(redisStore.connection) : null;
   const onError = queueErrorLogger(log);
-  const queue: JobQueue = o.redisUrl ? new BullQueue({ redisUrl: o.redisUrl, prefix: o.prefix, tuning: o.tuning, onError }) : new MemoryQueue(o.tuning);
+  // Two lanes: fast edits, and gradient jobs (optimize) that only workers with PyTorch take (src/jobs/lanes.ts).
+  const lane = (name?: string): JobQueue =>
+    o.redisUrl ? new BullQueue({ redisUrl: o.redisUrl, prefix: o.prefix, tuning: o.tuning, onError, ...(name ? { name } : {}) }) : new MemoryQueue(o.tuning);
+  const queue: JobQueue = new LaneQueue(lane(), lane(GRADIENT_QUEUE_NAME));
   let worker: WorkerService | null = null;
   try {
     await Promise.all([queue.ready(), store.ready()]);

@@ -13,7 +13,8 @@ import { PackCatalog } from '../engine/catalog.ts';
 import { createPlayground } from '../adapters/playground/index.ts';
 import { startOpsServer } from './http.ts';
 import { appOptions, createApp, queueErrorLogger, queueTuning } from './app.ts';
-import { BullQueue } from '../jobs/bull-queue.ts';
+import { BullQueue, GRADIENT_QUEUE_NAME } from '../jobs/bull-queue.ts';
+import { LaneQueue } from '../jobs/lanes.ts';
 import { settlesWithin } from '../jobs/queue.ts';
 import { RedisStore } from '../state/redis-store.ts';
 import { RedisHealth } from '../state/redis-health.ts';
@@ -181,13 +182,17 @@ export async function runWorker(argv: string[]): Promise<number> {
   const metrics = new Metrics({ defaults: true });
   const store = RedisStore.connect(config.redisUrl, `${config.redisPrefix}:`);
   const redis = new RedisHealth({ log, metrics, boundMs: config.outageMs }).watch(store.connection);
-  const queue = new BullQueue({
-    redisUrl: config.redisUrl,
-    prefix: config.redisPrefix,
-    events: false,
-    onError: queueErrorLogger(log),
-    tuning: queueTuning(config),
-  });
+  const lane = (name?: string) =>
+    new BullQueue({
+      redisUrl: config.redisUrl!,
+      prefix: config.redisPrefix,
+      events: false,
+      onError: queueErrorLogger(log),
+      tuning: queueTuning(config),
+      ...(name ? { name } : {}),
+    });
+  // Edits, and gradient jobs (optimize) that this worker takes when it has PyTorch (src/jobs/lanes.ts).
+  const queue = new LaneQueue(lane(), lane(GRADIENT_QUEUE_NAME));
   await Promise.all([queue.ready(), store.ready()]);
   const service = await startWorker({ ...config, queue, store, packs, metrics, log }).catch(async (err: unknown) => {
     // A pack the engine can't open: close what is open so the process exits with the error.
@@ -206,6 +211,7 @@ export async function runWorker(argv: string[]): Promise<number> {
       device: config.device,
       pack: packs.defaultPack.name,
       ...service.stats(),
+      gradients: service.gradients(),
     }),
     metrics: async () => ({ contentType: metrics.contentType, text: await metrics.text() }),
   }).catch(async (err: unknown) => {

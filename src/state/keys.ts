@@ -11,6 +11,10 @@ export const keys = {
   photo: (key: string) => `photo:${key}:bytes`,
   photoInversion: (key: string) => `photo:${key}:inversion`,
   photoWplus: (key: string) => `photo:${key}:wplus`,
+  /** The latest small progress image of a running job (optimize), kept while it runs. */
+  preview: (id: string) => `preview:${id}`,
+  /** Present while some live worker can run jobs needing `capability` (renewed by its heartbeat). */
+  capability: (capability: string) => `capability:${capability}`,
   cancel: (id: string) => `cancel:${id}`,
   claim: (id: string, what: string) => `claim:${id}:${what}`,
   link: (platform: string, messageKey: string) => `link:${platform}:${messageKey}`,

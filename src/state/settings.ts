@@ -24,9 +24,22 @@ export interface ServerSettings {
   userWaiting: number;
   serverRunning: number;
   serverWaiting: number;
+  /** Whether `method:optimize` (latent optimization, minutes of GPU per edit) may run here. */
+  optimize: boolean;
+  /** Most optimization steps a user may ask for; also the default (capped at the official 300). */
+  optimizeStepsMax: number;
+  /** Default weight of the pull toward the start, Σ(w − w₀)² (official 0.008); ➕/➖ change it per result. */
+  optimizeL2: number;
+  /** Weight of the ArcFace ID loss (official 0; the notebook uses 0.005); > 0 needs identity/ in the pack. */
+  optimizeId: number;
   /** Results are hidden until asked for: Discord spoiler attachments, a "show image" button on Slack. */
   spoiler: boolean;
 }
+
+/** Steps an admin may allow at most (`optimize-steps-max`); the official loop runs 300. */
+export const OPTIMIZE_STEPS_LIMIT = 2000;
+/** Largest λ an admin or a nudge may set (L2 and ID). */
+export const OPTIMIZE_LAMBDA_MAX = 10;
 
 // Generous enough for a small community (Midjourney: 3 running + 10 waiting per user).
 export const DEFAULT_SETTINGS: ServerSettings = {
@@ -42,6 +55,10 @@ export const DEFAULT_SETTINGS: ServerSettings = {
   userWaiting: 10,
   serverRunning: 12,
   serverWaiting: 100,
+  optimize: true,
+  optimizeStepsMax: 300,
+  optimizeL2: 0.008,
+  optimizeId: 0,
   spoiler: false,
 };
 
@@ -58,6 +75,10 @@ export const SETTING_KEYS = [
   'user-waiting',
   'server-running',
   'server-waiting',
+  'optimize',
+  'optimize-steps-max',
+  'optimize-l2',
+  'optimize-id',
   'spoiler',
 ] as const;
 export type SettingKey = (typeof SETTING_KEYS)[number];
@@ -84,6 +105,13 @@ function limit(key: string, value: string): number {
   const n = num(key, value);
   if (!Number.isInteger(n) || n < 0 || n > 10_000) throw new SettingsError(`${key} must be a whole number from 0 to 10000.`);
   return n;
+}
+
+/** A switch: on/off (true/false, yes/no). */
+function onOff(key: string, value: string): boolean {
+  const v = value.trim().toLowerCase();
+  if (!['on', 'off', 'true', 'false', 'yes', 'no'].includes(v)) throw new SettingsError(`${key} must be on or off.`);
+  return ['on', 'true', 'yes'].includes(v);
 }
 
 const isDefault = (value: string) => ['default', 'none', ''].includes(value.trim().toLowerCase());
@@ -142,12 +170,26 @@ export function applySetting(s: ServerSettings, key: string, value: string, pack
     case 'server-waiting':
       next.serverWaiting = limit(key, value);
       break;
-    case 'spoiler': {
-      const v = value.trim().toLowerCase();
-      if (!['on', 'off', 'true', 'false', 'yes', 'no'].includes(v)) throw new SettingsError('spoiler must be on or off.');
-      next.spoiler = ['on', 'true', 'yes'].includes(v);
+    case 'optimize':
+      next.optimize = onOff(key, value);
+      break;
+    case 'optimize-steps-max': {
+      const n = num(key, value);
+      if (!Number.isInteger(n) || n < 1 || n > OPTIMIZE_STEPS_LIMIT) throw new SettingsError(`${key} must be a whole number from 1 to ${OPTIMIZE_STEPS_LIMIT}.`);
+      next.optimizeStepsMax = n;
       break;
     }
+    case 'optimize-l2':
+    case 'optimize-id': {
+      const n = num(key, value);
+      if (n < 0 || n > OPTIMIZE_LAMBDA_MAX) throw new SettingsError(`${key} must be from 0 to ${OPTIMIZE_LAMBDA_MAX}.`);
+      if (key === 'optimize-l2') next.optimizeL2 = n;
+      else next.optimizeId = n;
+      break;
+    }
+    case 'spoiler':
+      next.spoiler = onOff(key, value);
+      break;
     default:
       throw new SettingsError(`Unknown setting "${key}". Settings: ${SETTING_KEYS.join(', ')}.`);
   }

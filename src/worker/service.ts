@@ -3,9 +3,8 @@
 // is already stored is not computed again, so a job rerun after a crash gives the user exactly one result.
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
-import type { ActiveJob, InFlightJob, JobQueue, ProcessorHandle } from '../jobs/queue.ts';
+import type { ActiveJob, JobQueue, ProcessorHandle } from '../jobs/queue.ts';
 import { getJSON, setJSON, type Store } from '../state/store.ts';
-import { rideOut, RedisOutageTooLong } from '../state/redis-health.ts';
 import { keys } from '../state/keys.ts';
 import { SettingsService } from '../state/settings.ts';
 import { CANCELLED_MESSAGE, PermanentJobError, PostponeJob, type ResultMeta } from '../jobs/types.ts';
@@ -14,6 +13,8 @@ import type { LatentState } from '../engine/types.ts';
 import type { EditExecutor, ExecItem } from './executor.ts';
 import { Batcher } from './batcher.ts';
 import { dropUnusablePhoto, photoInput, storePhotoResult } from './photo-jobs.ts';
+import { runningCapsCheck } from './running-caps.ts';
+import { rideOutJob, ridingStore, type Ride } from './ride.ts';
 
 export interface WorkerServiceOptions {
   queue: JobQueue;
@@ -54,53 +55,10 @@ async function loadSource(store: Store, jobId: string): Promise<{ state: LatentS
   return { state: { wplus: f32(wplus), ...(delta ? { styleDelta: f32(delta) } : {}) }, meta };
 }
 
-type Ride = <T>(op: () => Promise<T>) => Promise<T>;
-
-/** The store with every call passed through `ride` (retried through a Redis outage). */
-function ridingStore(store: Store, ride: Ride): Store {
-  return {
-    get: (key) => ride(() => store.get(key)),
-    set: (key, value, ttlS) => ride(() => store.set(key, value, ttlS)),
-    setNX: (key, value, ttlS) => store.setNX(key, value, ttlS), // a claim: a retry could not tell "mine" from "taken"
-    del: (...k) => ride(() => store.del(...k)),
-    push: (key, value, max, ttlS) => store.push(key, value, max, ttlS), // not idempotent: not retried
-    list: (key, count) => ride(() => store.list(key, count)),
-    ready: () => store.ready(),
-    close: () => store.close(),
-  };
-}
-
-/** How long a job over a running-jobs cap waits before it is looked at again. */
-const CAP_RETRY_MS = 1000;
-
-/** Whether running job `other` started before `job` (ties by id), so exactly the first ones hold the slots. */
-function startedBefore(other: InFlightJob, job: ActiveJob): boolean {
-  const at = other.startedAt ?? 0;
-  return at < job.startedAt || (at === job.startedAt && other.id < job.id);
-}
-
 export function startWorkerService(o: WorkerServiceOptions): WorkerService {
   const settings = new SettingsService(o.store, o.log);
 
-  /**
-   * The per-user and per-server running caps (`user-running`, `server-running`), held across all workers:
-   * a job finding its user's or server's slots taken by jobs that started earlier goes back to the queue.
-   */
-  async function checkRunningCaps(job: ActiveJob, ride: Ride) {
-    const { data } = job;
-    const [s, active] = await ride(() => Promise.all([settings.get(data.scope), o.queue.running()]));
-    const ahead = active.filter((j) => j.id !== job.id && startedBefore(j, job));
-    const user = ahead.filter((j) => j.data.platform === data.platform && j.data.requesterId === data.requesterId).length;
-    if (user >= s.userRunning) {
-      o.metrics.postponed.inc({ cap: 'user' });
-      throw new PostponeJob(`its user already has ${user} running (limit ${s.userRunning})`, CAP_RETRY_MS);
-    }
-    const server = ahead.filter((j) => j.data.scope === data.scope).length;
-    if (server >= s.serverRunning) {
-      o.metrics.postponed.inc({ cap: 'server' });
-      throw new PostponeJob(`its server already has ${server} running (limit ${s.serverRunning})`, CAP_RETRY_MS);
-    }
-  }
+  const checkRunningCaps = runningCapsCheck(o.queue, settings, o.metrics);
 
   const batcher = new Batcher(o.executor, o.batchSize, o.batchWindowMs, (size, outcomes) => {
     o.metrics.batchSize.observe(size);
@@ -127,6 +85,7 @@ export function startWorkerService(o: WorkerServiceOptions): WorkerService {
     const pack = o.packs.get(data.pack);
     if (!pack) throw new PermanentJobError('unknown_pack', `Model pack "${data.pack}" is not installed on this worker.`);
     const pickedAt = Date.now();
+    if (data.spec.method === 'optimize') throw new PermanentJobError('wrong_lane', 'This worker takes no optimize jobs.');
     const item: ExecItem = { packDir: pack.dir, spec: data.spec };
     let seed: number | undefined;
     let photoKey: string | undefined;
@@ -172,24 +131,11 @@ export function startWorkerService(o: WorkerServiceOptions): WorkerService {
   const handle_: ProcessorHandle = o.queue.process(
     async (job) => {
       running.add(job.id);
-      let metOutage = false;
-      const ride: Ride = (op) => rideOut(op, o.outageMs, () => (metOutage = true));
       try {
-        await handle(job, ride);
+        await rideOutJob(o, job, handle);
         done += 1;
         recent.push(Date.now());
-        if (metOutage) {
-          o.metrics.riddenOut.inc({ outcome: 'finished' });
-          o.log.debug({ jobId: job.id }, 'job rode out a Redis outage'); // the outage itself is logged once
-        }
       } catch (err) {
-        if (err instanceof RedisOutageTooLong) {
-          // Not the job's fault: back to the queue without spending a try (BullMQ records that once Redis is
-          // back), to run again.
-          o.metrics.riddenOut.inc({ outcome: 'handed_back' });
-          o.log.warn({ jobId: job.id, err: err.message }, 'job handed back to the queue: Redis away too long');
-          throw new PostponeJob(err.message, CAP_RETRY_MS);
-        }
         if (err instanceof PostponeJob) {
           o.log.debug({ jobId: job.id, reason: err.message }, 'job postponed');
           throw err;

@@ -67,6 +67,7 @@ export async function makeTestBot({ engine, ...options }: Partial<AppOptions> & 
       engineModule: FAKE_ENGINE,
       batchWindowMs: 2,
       tuning: { ...queueTuning(loadConfig({})), backoffMs: 50 },
+      optimize: 'off', // no PyTorch probe for the fake engine (test/optimize.test.ts serves optimize jobs)
       ...options,
     }),
   );

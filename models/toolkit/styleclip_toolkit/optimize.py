@@ -16,6 +16,7 @@ free_generation without a start: w_avg on every row (official: the sampled mean 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import time
@@ -56,6 +57,10 @@ def add_arguments(parser):
     parser.add_argument("--progress-jsonl", action="store_true",
                         help="machine-readable progress: one JSON object a line on stdout (events start, step, done, "
                              "cancelled) instead of text on stderr")
+    parser.add_argument("--preview", help="with each progress step, write the current image (the one the step's "
+                                          "losses were computed on), at most --preview-size px, to this .png; the "
+                                          "step event names it (for a supervisor that shows progress)")
+    parser.add_argument("--preview-size", type=int, default=128, help="largest preview side in px (default 128)")
 
 
 class Optimization:
@@ -67,6 +72,7 @@ class Optimization:
     def losses(self, latent, mode, l2_lambda, id_lambda):
         """(total, parts) at `latent`; parts = {clip, l2, id} as tensors (0 where unused)."""
         image = self.gen(latent)
+        self.last_image = image.detach()
         c_loss = self.clip_loss(image).sum()
         zero = torch.zeros((), device=latent.device)
         if mode != "edit":
@@ -162,19 +168,39 @@ def _device(name):
 class _Reporter:
     """Progress as JSON lines on stdout (--progress-jsonl) or text on stderr."""
 
-    def __init__(self, jsonl, every, steps):
+    def __init__(self, jsonl, every, steps, preview=None, preview_size=128):
         self.jsonl, self.every, self.steps, self.last = jsonl, max(1, every), steps, 0
+        self.preview, self.preview_size, self.opt = preview, preview_size, None
+        # Spawned by a supervisor (the Node worker): when it dies (SIGKILL), its children are not killed,
+        # so the run stops by itself once its parent is gone.
+        self.parent = os.getppid()
 
     def emit(self, event, **fields):
         if self.jsonl:
             print(json.dumps({"event": event, **fields}), flush=True)
 
+    def write_preview(self):
+        """The image of the latest step, area-downscaled to at most preview_size px, written atomically."""
+        from styleclip_toolkit.image_io import save_image
+
+        image = self.opt.last_image[:1].float()
+        side = image.shape[-1]
+        if side > self.preview_size:
+            image = torch.nn.functional.interpolate(image, size=(self.preview_size, self.preview_size), mode="area")
+        partial = f"{self.preview}.part.png"
+        save_image(partial, image.cpu())
+        os.replace(partial, self.preview)
+        return str(self.preview)
+
     def __call__(self, record):
         self.last = record["step"]
+        if os.getppid() != self.parent:
+            raise KeyboardInterrupt  # orphaned: the supervisor is gone
         if record["step"] % self.every and record["step"] != self.steps:
             return
         if self.jsonl:
-            self.emit("step", steps=self.steps, **record)
+            extra = {"preview": self.write_preview()} if self.preview and self.opt is not None else {}
+            self.emit("step", steps=self.steps, **record, **extra)
         else:
             print(f"step {record['step']}/{self.steps}: loss {record['loss']:.5f} (clip {record['clip']:.5f}, "
                   f"l2 {record['l2']:.5f}, id {record['id']:.5f}), lr {record['lr']:.4g}", file=sys.stderr, flush=True)
@@ -202,12 +228,18 @@ def run(args):
         raise ToolkitError(f"--id-lambda {args.id_lambda} needs ArcFace weights in the pack: "
                            f"run convert-identity --format irse50 --checkpoint model_ir_se50.pth --out {args.pack}")
     device = _device(args.device)
-    report = _Reporter(args.progress_jsonl, args.log_every, args.steps)
+    if args.preview:
+        if Path(args.preview).suffix.lower() != ".png":
+            raise ToolkitError(f"--preview {args.preview}: previews are .png files")
+        if args.preview_size < 8:
+            raise ToolkitError("--preview-size must be >= 8")
+    report = _Reporter(args.progress_jsonl, args.log_every, args.steps, args.preview, args.preview_size)
     start = time.perf_counter()
     previous = signal.signal(signal.SIGTERM, _interrupt)  # a supervisor's SIGTERM cancels like Ctrl-C (exit 130)
     try:
         with precision(args.precision, device):
             opt = build(args.pack, args.prompt, args.seed, args.latent, args.truncation, args.clip_input, use_id, device)
+            report.opt = opt
             report.emit("start", steps=args.steps, mode=args.mode, device=str(device),
                         resolution=opt.gen.size, numWs=opt.gen.n_latent)
             begin = time.perf_counter()

@@ -275,6 +275,22 @@ def test_cli_writes_w_plus_image_and_json_progress(tmp_path, capsys):
     np.testing.assert_array_equal(np.load(tmp_path / "w2.npy"), w)
 
 
+def test_progress_steps_carry_a_small_preview_of_the_step_image(tmp_path, capsys):
+    preview = tmp_path / "preview.png"
+    code = main(["optimize", "--pack", str(TINY), "--prompt", "curly hair", "--seed", "3", "--steps", "4",
+                 "--device", "cpu", "--log-every", "2", "--progress-jsonl", "--out", str(tmp_path / "w.npy"),
+                 "--preview", str(preview), "--preview-size", "16"])
+    assert code == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [e.get("preview") for e in events if e["event"] == "step"] == [str(preview), str(preview)]
+    data = preview.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert int.from_bytes(data[16:20], "big") == 16 and int.from_bytes(data[20:24], "big") == 16  # IHDR width, height
+    assert not list(tmp_path.glob("*.part.png"))
+    assert "previews are .png" in _error(capsys, ["optimize", "--pack", str(TINY), "--prompt", "x", "--seed", "1",
+                                                  "--out", str(tmp_path / "w.npy"), "--preview", str(tmp_path / "p.jpg")])
+
+
 def _error(capsys, argv):
     assert main(argv) == 1
     err = capsys.readouterr().err

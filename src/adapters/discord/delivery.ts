@@ -91,7 +91,7 @@ export class Deliveries {
   ) {
     this.progress = new Throttle(throttleMs, (messageId, u) => {
       const s = this.messages.get(messageId);
-      if (s && s.stage === 'progress' && u.jobId === s.jobId) void this.enqueue(s, () => this.edit(s, { content: u.text || statusLine(u), embeds: [] }));
+      if (s && s.stage === 'progress' && u.jobId === s.jobId) void this.enqueue(s, () => this.showProgress(s, u));
     });
   }
 
@@ -251,6 +251,15 @@ export class Deliveries {
     }
     if (s.ephemeral) throw new Error('an ephemeral message cannot be edited after its interaction token expired');
     await this.rest.patch(Routes.channelMessage(s.channelId, s.messageId), payload);
+  }
+
+  /** A progress edit; an optimize job's also carries its latest small preview image. */
+  private async showProgress(s: MessageState, u: JobUpdate): Promise<void> {
+    const preview = u.preview ? await this.core.previewImage?.(u.jobId).catch(() => null) : null;
+    if (!preview) return this.edit(s, { content: u.text || statusLine(u), embeds: [] });
+    await this.edit(s, { content: u.text || statusLine(u), embeds: [], attachments: [{ id: 0, filename: preview.filename }] }, [
+      { name: preview.filename, data: preview.bytes, contentType: preview.mime },
+    ]);
   }
 
   private async showResult(s: MessageState, u: JobUpdate): Promise<void> {

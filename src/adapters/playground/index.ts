@@ -19,6 +19,8 @@ export interface PlaygroundMessage {
   progress?: number;
   jobId?: string;
   imageUrl?: string;
+  /** While an optimize job runs: its latest small progress image. */
+  previewUrl?: string;
   /** A finished result's buttons (the same set as on Discord and Slack); a click posts the emoji as a reaction. */
   buttons?: { emoji: string; label: string }[];
   /** Photo edits: the aligned face before → after. */
@@ -108,10 +110,12 @@ export function createPlayground(core: BotCore, options: PlaygroundOptions): Pla
     const msg = u.target.messageId ? byId.get(u.target.messageId) : undefined;
     if (!msg) return;
     if (msg.status === 'completed' && u.status !== 'completed') return; // a late progress event
+    const preview = u.status === 'running' && u.preview ? `/api/previews/${encodeURIComponent(u.jobId)}?p=${u.progress ?? 0}` : undefined;
     change(msg, {
       status: u.status,
       progress: u.progress,
       text: u.text,
+      previewUrl: u.status === 'running' ? (preview ?? msg.previewUrl) : undefined,
       ...(u.status === 'completed'
         ? { imageUrl: `/api/images/${encodeURIComponent(u.jobId)}`, buttons: resultButtons(u.jobId, u.actions).map(({ emoji, label }) => ({ emoji, label })) }
         : {}),
@@ -224,6 +228,16 @@ export function createPlayground(core: BotCore, options: PlaygroundOptions): Pla
     if (reaction && req.method === 'POST') {
       const out = await react(reaction[1], (await readJson(req)) as Record<string, unknown>);
       sendJson(res, out.status, out.body);
+      return true;
+    }
+    const preview = /^\/api\/previews\/([\w.-]+)$/.exec(p);
+    if (preview && req.method === 'GET') {
+      const img = (await core.previewImage?.(decodeURIComponent(preview[1]))) ?? null;
+      if (!img) sendJson(res, 404, { error: 'no preview (the job is not running an optimization)' });
+      else {
+        res.writeHead(200, { 'content-type': img.mime, 'cache-control': 'no-store' });
+        res.end(img.bytes);
+      }
       return true;
     }
     const image = /^\/api\/images\/([\w.-]+)(\/before-after)?$/.exec(p);

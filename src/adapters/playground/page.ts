@@ -24,6 +24,7 @@ export const PAGE = `<!doctype html>
   .before-after { display: block; margin-top: 6px; width: 512px; max-width: 100%; height: auto; border-radius: 4px; }
   .attachment { color: #555; font-size: 13px; }
   form input[type=file] { max-width: 190px; font-size: 12px; align-self: center; }
+  .preview { display: block; margin-top: 6px; width: 128px; height: 128px; image-rendering: pixelated; border-radius: 4px; opacity: 0.9; }
   .bar { height: 4px; background: #ddd; margin-top: 6px; border-radius: 2px; }
   .bar div { height: 4px; background: #3b3f8f; border-radius: 2px; }
   .reactions button { margin: 6px 6px 0 0; border: 1px solid #ccc; background: #fafafa; border-radius: 12px; padding: 2px 8px; cursor: pointer; }
@@ -86,6 +87,11 @@ function render(data) {
     if (m.status === 'running' && typeof m.progress === 'number') {
       const fill = el('div'); fill.style.width = m.progress + '%';
       parts.push(el('div', { class: 'bar' }, fill));
+    }
+    if (m.status === 'running' && m.previewUrl) parts.push(el('img', { class: 'preview', src: m.previewUrl, alt: 'progress of ' + m.jobId, width: '128' }));
+    if (m.jobId && (m.status === 'running' || m.status === 'queued')) {
+      parts.push(el('div', { class: 'reactions' }, el('button', { type: 'button', class: 'react', 'data-emoji': '❌', title: 'cancel',
+        onclick: () => api('/api/messages/' + m.id + '/reactions', { user: userInput.value.trim(), emoji: '❌' }).then(poll).catch(alert) }, '❌ cancel')));
     }
     if (m.imageUrl) parts.push(el('img', { class: 'result' + (m.beforeAfterUrl ? ' photo' : ''), src: m.imageUrl, alt: 'result of ' + m.jobId, 'data-job': m.jobId }));
     if (m.beforeAfterUrl) parts.push(el('img', { class: 'before-after', src: m.beforeAfterUrl, alt: 'aligned face before and after' }));

@@ -18,7 +18,7 @@ import { PhotoIntake } from '../src/core/photos.ts';
 import { parseInput } from '../src/core/parse.ts';
 import { CommandRefusal } from '../src/core/command.ts';
 import styleclipCommand from '../commands/styleclip.ts';
-import type { EditJobData, ResultMeta } from '../src/jobs/types.ts';
+import { PHOTO_NOT_OPTIMIZED, type EditJobData, type ResultMeta } from '../src/jobs/types.ts';
 import type { PhotoFetcher } from '../src/core/types.ts';
 import { decodePhoto } from '../src/engine/photo/index.ts';
 import { Redis } from 'ioredis';
@@ -155,6 +155,12 @@ describe('photo jobs through the playground (tiny pack, engine thread)', () => {
     // image:… typed as text is not a file.
     const typed = await api('/api/messages', { user: 'bob', text: '/styleclip smile image:me.jpg' });
     expect((await replyTo(typed.json.id)).text).toMatch(/Option image takes a file/);
+    expect(photoKeys(bot)).toEqual([]);
+  });
+
+  it('a photo with method:optimize is refused up front: optimization starts from a seed or a result', async () => {
+    const posted = await api('/api/messages', { user: 'bob', text: '/styleclip smile method:optimize', image: upload(photoFixture('astronaut.jpg')) });
+    expect((await replyTo(posted.json.id)).text).toBe(PHOTO_NOT_OPTIMIZED);
     expect(photoKeys(bot)).toEqual([]);
   });
 

@@ -4,7 +4,7 @@
 import { MessageFlags, type ButtonInteraction } from 'discord.js';
 import { parseButtonId } from '../result-buttons.ts';
 import type { DiscordDeps } from './commands.ts';
-import { clip } from './delivery.ts';
+import { clip } from './job-messages.ts';
 import type { ReactionRouter } from './reactions.ts';
 import { describeError } from './rest.ts';
 

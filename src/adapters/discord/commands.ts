@@ -1,5 +1,5 @@
 // Slash commands and their autocomplete: deferred first (Discord's 3 s), then handed to the core; the reply
-// message is registered with the deliveries so the job's progress and result land on it.
+// message is registered with the job messages so the job's progress and result land on it.
 import {
   ApplicationCommandOptionType,
   MessageFlags,
@@ -11,7 +11,7 @@ import {
 import type { Logger } from '../../log.ts';
 import type { BotCore, CommandDefinition, InvocationContext, ReplyTarget } from '../../core/types.ts';
 import { toCommandInput } from './command-json.ts';
-import { clip, redEmbed, type Deliveries } from './delivery.ts';
+import { clip, redEmbed, type JobMessages } from './job-messages.ts';
 import { describeError } from './rest.ts';
 
 /** Autocomplete must answer within Discord's 3 s too; an empty list beats a failed interaction. */
@@ -20,7 +20,7 @@ const AUTOCOMPLETE_TIMEOUT_MS = 2000;
 export interface DiscordDeps {
   core: BotCore;
   client: Client;
-  deliveries: Deliveries;
+  jobs: JobMessages;
   log: Logger;
 }
 
@@ -58,7 +58,7 @@ async function replyPrivately(i: ChatInputCommandInteraction, ephemeral: boolean
 }
 
 export async function onCommand(deps: DiscordDeps, commands: Map<string, CommandDefinition>, i: ChatInputCommandInteraction): Promise<void> {
-  const { core, deliveries, log } = deps;
+  const { core, jobs, log } = deps;
   const def = commands.get(i.commandName);
   const ephemeral = def ? Boolean(def.adminOnly || def.privateReply) : true;
   // First thing, before any call that could wait on the queue or Redis: Discord's 3 s window.
@@ -68,12 +68,12 @@ export async function onCommand(deps: DiscordDeps, commands: Map<string, Command
     const message = await i.fetchReply();
     const channelId = i.channelId ?? message.channelId;
     const target: ReplyTarget = { platform: 'discord', channelId, messageId: message.id, ...(i.channel?.isThread() ? { threadId: channelId } : {}) };
-    deliveries.register({ channelId, messageId: message.id, token: i.token, createdAt: i.createdTimestamp, sizeLimit: i.attachmentSizeLimit, ephemeral });
+    jobs.register({ channelId, messageId: message.id, token: i.token, createdAt: i.createdTimestamp, sizeLimit: i.attachmentSizeLimit, ephemeral });
     const reply = await core.invoke(def.name, toCommandInput(i.options.data), context(i), target);
     if (reply.error || (reply.ephemeral && !ephemeral)) return await replyPrivately(i, ephemeral, reply.text, Boolean(reply.error));
-    if (!reply.job) return await deliveries.showText(message.id, reply.text);
+    if (!reply.job) return await jobs.showText(message.id, reply.text);
     await link(deps, message.id, reply.job.id);
-    await deliveries.setJob(message.id, reply.job.id, reply.text);
+    await jobs.setJob(message.id, reply.job.id, reply.text);
   } catch (err) {
     log.error({ command: i.commandName, interactionId: i.id }, `discord: /${i.commandName} failed: ${describeError(err)}`);
     await replyPrivately(i, ephemeral, 'Something went wrong on our side. Please try again in a moment.', true);

@@ -6,7 +6,7 @@ import { createLogger, type Logger } from '../../log.ts';
 import type { AdapterHandle, BotCore, CommandDefinition } from '../../core/types.ts';
 import { onButton } from './buttons.ts';
 import { onAutocomplete, onCommand, type DiscordDeps } from './commands.ts';
-import { Deliveries } from './delivery.ts';
+import { JobMessages } from './job-messages.ts';
 import { registerReactions } from './reactions.ts';
 import { describeError, restOptions } from './rest.ts';
 
@@ -31,8 +31,8 @@ export async function startDiscordAdapter(core: BotCore, env: NodeJS.ProcessEnv,
     partials: [Partials.Message, Partials.Reaction, Partials.Channel, Partials.User],
     rest: restOptions(env),
   });
-  const deliveries = new Deliveries(core, client.rest, () => client.application!.id, log, opts.throttleMs);
-  const deps: DiscordDeps = { core, client, deliveries, log };
+  const jobs = new JobMessages(core, client.rest, () => client.application!.id, log, opts.throttleMs);
+  const deps: DiscordDeps = { core, client, jobs, log };
 
   const commands = new Map<string, CommandDefinition>(core.commands().map((c) => [c.name, c]));
   const reactions = registerReactions(deps, { debounceMs: opts.reactionDebounceMs });
@@ -63,15 +63,15 @@ export async function startDiscordAdapter(core: BotCore, env: NodeJS.ProcessEnv,
   if (env.DISCORD_APPLICATION_ID && env.DISCORD_APPLICATION_ID !== applicationId) {
     log.warn(`discord: DISCORD_APPLICATION_ID (${env.DISCORD_APPLICATION_ID}) is not this bot's application (${applicationId})`);
   }
-  const unsubscribe = core.onUpdate('discord', (u) => deliveries.update(u));
+  const unsubscribe = core.onUpdate('discord', (u) => jobs.update(u));
   log.info(`discord: logged in as ${client.user?.tag}`);
 
   return {
     async close() {
       unsubscribe();
       reactions.stop();
-      await deliveries.idle();
-      deliveries.close();
+      await jobs.idle();
+      jobs.close();
       await client.destroy();
     },
   };

@@ -6,7 +6,7 @@ import { Events, Routes } from 'discord.js';
 import { RESULT_GONE, type ReplyTarget, type ResultAction } from '../../core/types.ts';
 import { SerialQueue } from '../../util/serial-queue.ts';
 import { link, type DiscordDeps } from './commands.ts';
-import { REACTIONS } from './delivery.ts';
+import { REACTIONS } from './job-messages.ts';
 import { describeError } from './rest.ts';
 
 interface RawReaction { message_id: string; channel_id: string; user_id: string; emoji?: { name: string | null }; member?: { user?: { bot?: boolean } } }
@@ -82,7 +82,7 @@ export function registerReactions(deps: DiscordDeps, options: ReactionOptions = 
 }
 
 async function react(deps: DiscordDeps, messageId: string, channelId: string, userId: string, action: ResultAction, press?: Press): Promise<void> {
-  const { core, client, deliveries } = deps;
+  const { core, client, jobs } = deps;
   const jobId = press?.jobId ?? (await core.jobForMessage('discord', messageId));
   if (!jobId) return; // not one of our results
   // One job per user, result and action, even if the gateway delivers a reaction twice or a button is pressed
@@ -93,7 +93,7 @@ async function react(deps: DiscordDeps, messageId: string, channelId: string, us
   if (action === 'cancel') {
     const reply = await core.cancel(jobId, userId, dedupeKey, via);
     // Deleted now, or already gone (what is left of it goes too).
-    if (reply && (!reply.error || reply.text === RESULT_GONE)) await deliveries.remove(messageId, channelId);
+    if (reply && (!reply.error || reply.text === RESULT_GONE)) await jobs.remove(messageId, channelId);
     if (reply?.error && press) await tell(reply.text);
     return;
   }
@@ -102,7 +102,7 @@ async function react(deps: DiscordDeps, messageId: string, channelId: string, us
   const reply = await core.nudge(jobId, action, userId, dedupeKey, target, via);
   if (reply?.job) {
     await link(deps, messageId, reply.job.id);
-    await deliveries.setJob(messageId, reply.job.id, reply.text);
+    await jobs.setJob(messageId, reply.job.id, reply.text);
   } else if (reply?.error) {
     await tell(reply.text);
   }

@@ -75,7 +75,7 @@ function statusLine(u: JobUpdate): string {
   return `🎨 Editing… ${Math.round(u.progress ?? 0)}%`;
 }
 
-export class Deliveries {
+export class JobMessages {
   private readonly messages = new Map<string, MessageState>();
   /** Edits of one message go out in order. */
   private readonly edits = new SerialQueue();

@@ -51,3 +51,25 @@ def small_pack(small_checkpoint_path, tmp_path_factory):
     pack = tmp_path_factory.mktemp("pack") / "small"
     convert_generator(small_checkpoint_path, pack)
     return pack
+
+
+def interrupt_at_first_step(args, timeout=60):
+    """Runs `python -m styleclip_toolkit ARGS --progress-jsonl`, sends SIGTERM at the first step event and
+    returns (exit code, stderr, every JSON event printed)."""
+    import json
+    import os
+    import signal
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "styleclip_toolkit", *args, "--progress-jsonl"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO / "models/toolkit")})
+    events = []
+    for line in proc.stdout:
+        events.append(json.loads(line))
+        if events[-1]["event"] == "step":
+            proc.send_signal(signal.SIGTERM)
+            break
+    rest, err = proc.communicate(timeout=timeout)
+    events += [json.loads(line) for line in rest.splitlines()]
+    return proc.returncode, err, events

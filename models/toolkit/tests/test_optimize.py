@@ -8,18 +8,14 @@ goes through the converted pack (ONNX graphs, tokenizer.json, pack.json, identit
 import copy
 import json
 import math
-import os
 import shutil
-import signal
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from conftest import REPO, SMALL_G
+from conftest import REPO, interrupt_at_first_step, SMALL_G
 from styleclip_toolkit.bpe import SimpleTokenizer, make_tiny_vocab, tokenize
 from styleclip_toolkit.cli import main
 from styleclip_toolkit.clip_model import clip_from_state_dict, tiny_clip_state_dict
@@ -340,20 +336,9 @@ def test_tiny_pack_id_loss_runs_from_the_cli(tmp_path, capsys):
 
 def test_sigterm_cancels_with_a_json_event(tmp_path):
     out = tmp_path / "w.npy"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "styleclip_toolkit", "optimize", "--pack", str(TINY), "--prompt", "curly hair",
-         "--seed", "1", "--steps", "100000", "--log-every", "1", "--device", "cpu", "--progress-jsonl",
-         "--out", str(out)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO / "models/toolkit")})
-    events = []
-    for line in proc.stdout:
-        events.append(json.loads(line))
-        if events[-1]["event"] == "step":
-            proc.send_signal(signal.SIGTERM)
-            break
-    rest, err = proc.communicate(timeout=60)
-    events += [json.loads(line) for line in rest.splitlines()]
-    assert proc.returncode == 130 and err.strip() == "error: interrupted"
+    code, err, events = interrupt_at_first_step(
+        ["optimize", "--pack", str(TINY), "--prompt", "curly hair", "--seed", "1", "--steps", "100000",
+         "--log-every", "1", "--device", "cpu", "--out", str(out)])
+    assert code == 130 and err.strip() == "error: interrupted"
     assert events[0]["event"] == "start" and events[-1]["event"] == "cancelled" and events[-1]["step"] >= 1
     assert not out.exists()

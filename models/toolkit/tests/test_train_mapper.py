@@ -12,9 +12,6 @@ import json
 import math
 import os
 import shutil
-import signal
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -23,7 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.optim import Optimizer
 
-from conftest import REPO, SMALL_G, run_ort
+from conftest import REPO, interrupt_at_first_step, SMALL_G, run_ort
 from styleclip_toolkit.bpe import SimpleTokenizer, tokenize
 from styleclip_toolkit.cli import main
 from styleclip_toolkit.pack import onnx_initializers
@@ -449,20 +446,9 @@ def test_sigterm_checkpoints_and_resume_equals_an_uninterrupted_run(tmp_path, ca
     folder, whole = tmp_path / "m", tmp_path / "whole"
     common = ["--pack", str(TINY), "--prompt", "curly hair", "--id-lambda", "0.05", "--batch", "2", "--seed", "3",
               "--dataset-size", "5", "--checkpoint-every", "0", "--device", "cpu"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "styleclip_toolkit", "train-mapper", *common, "--steps", "100000", "--log-every", "1",
-         "--progress-jsonl", "--out", str(folder)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO / "models/toolkit")})
-    events = []
-    for line in proc.stdout:
-        events.append(json.loads(line))
-        if events[-1]["event"] == "step":
-            proc.send_signal(signal.SIGTERM)
-            break
-    rest, err = proc.communicate(timeout=120)
-    events += [json.loads(line) for line in rest.splitlines()]
-    assert proc.returncode == 130 and err.strip() == "error: interrupted"
+    code, err, events = interrupt_at_first_step(
+        ["train-mapper", *common, "--steps", "100000", "--log-every", "1", "--out", str(folder)], timeout=120)
+    assert code == 130 and err.strip() == "error: interrupted"
     cancelled = events[-1]
     assert events[0]["event"] == "start" and cancelled["event"] == "cancelled" and cancelled["step"] >= 1
     ckpt = checkpoint_path(folder, "curly_hair")

@@ -221,6 +221,10 @@ describe('a Redis outage mid-run (a bot and a worker on a redis-server of the te
     expect(delayedText(2)).toContain('will run once it is back');
     const ctx = ctxFor('late');
     expect(await bot.invoke('styleclip', { kind: 'text', text: 'smile' }, ctx, targetFor(ctx))).toMatchObject({ error: true, text: UNAVAILABLE });
+    // A ➕ or ❌ on a finished result meanwhile gets the same answer as a command.
+    const done = finals()[0];
+    expect(await bot.nudge(done.jobId, 'stronger', done.requesterId, 'outage-plus', done.target)).toMatchObject({ error: true, text: UNAVAILABLE });
+    expect(await bot.cancel(done.jobId, done.requesterId, 'outage-x')).toMatchObject({ error: true, text: UNAVAILABLE });
     await sleep(2000); // well past the bound for the worker's running jobs too
     await redis.up(true);
 

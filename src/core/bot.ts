@@ -144,7 +144,26 @@ export class Bot implements BotCore {
     }
   }
 
-  async nudge(jobId: string, action: FollowUp, userId: string, dedupeKey: string, target: ReplyTarget, via: Via = 'reaction'): Promise<CommandReply | null> {
+  nudge(jobId: string, action: FollowUp, userId: string, dedupeKey: string, target: ReplyTarget, via: Via = 'reaction'): Promise<CommandReply | null> {
+    return this.unlessRedisIsDown(() => this.nudgeNow(jobId, action, userId, dedupeKey, target, via));
+  }
+
+  cancel(jobId: string, userId: string, dedupeKey: string, via: Via = 'reaction'): Promise<CommandReply | null> {
+    return this.unlessRedisIsDown(() => this.cancelNow(jobId, userId, dedupeKey, via));
+  }
+
+  /** A reaction or button while Redis is away gets the same "temporarily unavailable" as a command. */
+  private async unlessRedisIsDown(run: () => Promise<CommandReply | null>): Promise<CommandReply | null> {
+    try {
+      return await run();
+    } catch (err) {
+      if (!isRedisDown(err)) throw err;
+      this.metrics.refusals.inc({ reason: 'redis_down' });
+      return refuse(UNAVAILABLE);
+    }
+  }
+
+  private async nudgeNow(jobId: string, action: FollowUp, userId: string, dedupeKey: string, target: ReplyTarget, via: Via): Promise<CommandReply | null> {
     const data = await this.requestedBy(jobId, userId, dedupeKey, via, FOLLOW_UP_WORDS[action]);
     if (!data || 'text' in data) return data;
     const [settings, pack] = [await this.settings.get(data.scope), this.packs.get(data.pack)];
@@ -167,7 +186,7 @@ export class Bot implements BotCore {
     return this.submissions.submit(next);
   }
 
-  async cancel(jobId: string, userId: string, dedupeKey: string, via: Via = 'reaction'): Promise<CommandReply | null> {
+  private async cancelNow(jobId: string, userId: string, dedupeKey: string, via: Via): Promise<CommandReply | null> {
     const data = await this.requestedBy(jobId, userId, dedupeKey, via, 'delete it');
     if (!data || 'text' in data) return data;
     // ❌ on a photo job (waiting, running or done) deletes the photo with its crop and inversion.

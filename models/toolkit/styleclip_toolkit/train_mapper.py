@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from styleclip_toolkit.errors import ToolkitError
+from styleclip_toolkit.errors import ToolkitError, changed_settings
 
 LEVEL_NAMES = ("coarse", "medium", "fine")
 FIRST_ROW = {"coarse": 0, "medium": 4, "fine": 8}
@@ -294,9 +294,7 @@ def resume(path, training: MapperTraining) -> None:
     meta, arrays = read_checkpoint(path)
     saved, now = meta.get("settings", {}), training.settings
     if saved != now:
-        diff = ", ".join(f"{k} {saved.get(k)!r} in the checkpoint, {now.get(k)!r} now" if k != "files" else
-                         "the pack's generator/CLIP/ArcFace files have changed"
-                         for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k))
+        diff = changed_settings(saved, now, "checkpoint", "the pack's generator/CLIP/ArcFace files have changed")
         raise ToolkitError(f"checkpoint {path} was made with other settings ({diff}): rerun with the same options "
                            f"to resume it, or without --resume to start over")
     training.load_checkpoint_arrays(meta, arrays)

@@ -73,3 +73,13 @@ def interrupt_at_first_step(args, timeout=60):
     rest, err = proc.communicate(timeout=timeout)
     events += [json.loads(line) for line in rest.splitlines()]
     return proc.returncode, err, events
+
+
+def one_line_error(capsys, argv):
+    """Runs the toolkit CLI in-process, expecting a user error: exit 1 and one `error: …` line on stderr."""
+    from styleclip_toolkit.cli import main
+
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    return err

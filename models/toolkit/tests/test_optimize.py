@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import REPO, interrupt_at_first_step, SMALL_G
+from conftest import REPO, interrupt_at_first_step, one_line_error, SMALL_G
 from styleclip_toolkit.bpe import SimpleTokenizer, make_tiny_vocab, tokenize
 from styleclip_toolkit.cli import main
 from styleclip_toolkit.clip_model import clip_from_state_dict, tiny_clip_state_dict
@@ -283,26 +283,19 @@ def test_progress_steps_carry_a_small_preview_of_the_step_image(tmp_path, capsys
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert int.from_bytes(data[16:20], "big") == 16 and int.from_bytes(data[20:24], "big") == 16  # IHDR width, height
     assert not list(tmp_path.glob("*.part.png"))
-    assert "previews are .png" in _error(capsys, ["optimize", "--pack", str(TINY), "--prompt", "x", "--seed", "1",
+    assert "previews are .png" in one_line_error(capsys, ["optimize", "--pack", str(TINY), "--prompt", "x", "--seed", "1",
                                                   "--out", str(tmp_path / "w.npy"), "--preview", str(tmp_path / "p.jpg")])
-
-
-def _error(capsys, argv):
-    assert main(argv) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1
-    return err
 
 
 def test_one_line_errors(tmp_path, capsys, small_pack):
     no_identity = ["optimize", "--pack", str(small_pack), "--prompt", "x", "--seed", "1", "--out", str(tmp_path / "w.npy")]
-    assert "needs ArcFace weights" in _error(capsys, no_identity + ["--id-lambda", "0.01"])
+    assert "needs ArcFace weights" in one_line_error(capsys, no_identity + ["--id-lambda", "0.01"])
     base = ["optimize", "--pack", str(TINY), "--prompt", "x", "--device", "cpu", "--out", str(tmp_path / "w.npy")]
-    assert "needs a start" in _error(capsys, base)
+    assert "needs a start" in one_line_error(capsys, base)
     np.save(tmp_path / "bad.npy", np.zeros((2, 10, 32), np.float32))
-    assert "optimize takes one" in _error(capsys, base + ["--latent", str(tmp_path / "bad.npy")])
+    assert "optimize takes one" in one_line_error(capsys, base + ["--latent", str(tmp_path / "bad.npy")])
     np.save(tmp_path / "bad.npy", np.zeros((7, 32), np.float32))
-    assert "this pack takes" in _error(capsys, base + ["--latent", str(tmp_path / "bad.npy")])
+    assert "this pack takes" in one_line_error(capsys, base + ["--latent", str(tmp_path / "bad.npy")])
 
 
 def test_malicious_identity_checkpoint_is_refused(tmp_path, capsys, pack):
@@ -311,7 +304,7 @@ def test_malicious_identity_checkpoint_is_refused(tmp_path, capsys, pack):
             return (print, ("pwned",))
 
     torch.save({"input_layer.0.weight": Evil()}, tmp_path / "evil.pth")
-    err = _error(capsys, ["convert-identity", "--format", "irse50", "--checkpoint", str(tmp_path / "evil.pth"),
+    err = one_line_error(capsys, ["convert-identity", "--format", "irse50", "--checkpoint", str(tmp_path / "evil.pth"),
                           "--out", str(pack)])
     assert "refusing to load" in err and "builtins.print" in err
     assert "pwned" not in capsys.readouterr().out

@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.optim import Optimizer
 
-from conftest import REPO, interrupt_at_first_step, SMALL_G, run_ort
+from conftest import REPO, interrupt_at_first_step, one_line_error, SMALL_G, run_ort
 from styleclip_toolkit.bpe import SimpleTokenizer, tokenize
 from styleclip_toolkit.cli import main
 from styleclip_toolkit.pack import onnx_initializers
@@ -301,7 +301,7 @@ def test_resume_past_the_requested_steps_is_refused(tmp_path, capsys):
     tr = build(TINY, "x", batch=2, seed=0, dataset_size=2, id_lambda=0)
     tr.run(2)
     save_checkpoint(checkpoint_path(tmp_path, "x"), tr)
-    err = _error(capsys, ["train-mapper", "--pack", str(TINY), "--prompt", "x", "--id-lambda", "0", "--dataset-size", "2",
+    err = one_line_error(capsys, ["train-mapper", "--pack", str(TINY), "--prompt", "x", "--id-lambda", "0", "--dataset-size", "2",
                           "--steps", "1", "--resume", "--device", "cpu", "--progress-jsonl", "--out", str(tmp_path)])
     assert "is at step 2, past --steps 1" in err
 
@@ -378,37 +378,30 @@ def test_cli_into_the_pack_replaces_its_entry(tmp_path, capsys):
     assert not list(pack.glob(".*.tmp")) and not list((pack / "mappers").glob(".*"))
 
 
-def _error(capsys, argv):
-    assert main(argv) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1
-    return err
-
-
 def test_one_line_errors(tmp_path, capsys, small_pack):
     base = ["train-mapper", "--pack", str(TINY), "--device", "cpu", "--out", str(tmp_path / "m")]
-    assert "--prompt is empty" in _error(capsys, base + ["--prompt", "  "])
-    assert "--steps must be in 1..1000000" in _error(capsys, base + ["--prompt", "x", "--steps", "0"])
-    assert "--steps must be in" in _error(capsys, base + ["--prompt", "x", "--steps", "2000000"])
-    assert "nothing to train" in _error(capsys, base + ["--prompt", "x", "--no-coarse", "--no-medium", "--no-fine"])
-    assert "not all 0" in _error(capsys, base + ["--prompt", "x", "--clip-lambda", "0", "--l2-lambda", "0",
+    assert "--prompt is empty" in one_line_error(capsys, base + ["--prompt", "  "])
+    assert "--steps must be in 1..1000000" in one_line_error(capsys, base + ["--prompt", "x", "--steps", "0"])
+    assert "--steps must be in" in one_line_error(capsys, base + ["--prompt", "x", "--steps", "2000000"])
+    assert "nothing to train" in one_line_error(capsys, base + ["--prompt", "x", "--no-coarse", "--no-medium", "--no-fine"])
+    assert "not all 0" in one_line_error(capsys, base + ["--prompt", "x", "--clip-lambda", "0", "--l2-lambda", "0",
                                                  "--id-lambda", "0"])
     no_clip = ["train-mapper", "--pack", str(small_pack), "--prompt", "x", "--device", "cpu", "--out", str(tmp_path / "m")]
-    assert "needs the pack's CLIP" in _error(capsys, no_clip)
+    assert "needs the pack's CLIP" in one_line_error(capsys, no_clip)
     no_id = tmp_path / "no_id"
     shutil.copytree(TINY, no_id)
     meta = json.loads((no_id / "pack.json").read_text())
     del meta["identity"]
     (no_id / "pack.json").write_text(json.dumps(meta))
-    err = _error(capsys, ["train-mapper", "--pack", str(no_id), "--prompt", "x", "--device", "cpu", "--out", str(no_id)])
+    err = one_line_error(capsys, ["train-mapper", "--pack", str(no_id), "--prompt", "x", "--device", "cpu", "--out", str(no_id)])
     assert "--id-lambda 0.1 needs ArcFace weights" in err and "--id-lambda 0" in err
     np.save(tmp_path / "bad.npy", np.zeros((4, 7, 32), np.float32))
-    assert "this pack takes [N, 10, 32]" in _error(capsys, base + ["--prompt", "x", "--latents", str(tmp_path / "bad.npy")])
+    assert "this pack takes [N, 10, 32]" in one_line_error(capsys, base + ["--prompt", "x", "--latents", str(tmp_path / "bad.npy")])
     torch.save({"w": torch.zeros(4, 10, 32)}, tmp_path / "bad.pt")
-    assert "must hold one finite float tensor" in _error(capsys, base + ["--prompt", "x", "--latents", str(tmp_path / "bad.pt")])
+    assert "must hold one finite float tensor" in one_line_error(capsys, base + ["--prompt", "x", "--latents", str(tmp_path / "bad.pt")])
     other = tmp_path / "other"
     shutil.copytree(small_pack, other)
-    assert "another generator" in _error(capsys, base[:-1] + [str(other), "--prompt", "x", "--id-lambda", "0",
+    assert "another generator" in one_line_error(capsys, base[:-1] + [str(other), "--prompt", "x", "--id-lambda", "0",
                                                                "--steps", "1", "--dataset-size", "2"])
 
 
@@ -425,7 +418,7 @@ def test_disk_full_is_one_line_and_leaves_nothing_half_written(tmp_path, capsys,
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(convert_mapper, "export_onnx", full)
-    err = _error(capsys, argv)
+    err = one_line_error(capsys, argv)
     assert "disk full while writing" in err and "curly_hair.onnx" in err
     assert sorted(p.name for p in (folder / "mappers").iterdir()) == ["curly_hair.train.npz"]  # the last checkpoint
     assert not (folder / "mappers.json").exists()
@@ -437,7 +430,7 @@ def test_disk_full_is_one_line_and_leaves_nothing_half_written(tmp_path, capsys,
 
     monkeypatch.setattr(np, "savez", full_savez)
     shutil.rmtree(folder)
-    err = _error(capsys, argv)
+    err = one_line_error(capsys, argv)
     assert "disk full while writing" in err and "curly_hair.train.npz" in err
     assert not any(p.is_file() for p in folder.rglob("*"))
 

@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 
-from styleclip_toolkit.errors import ToolkitError
+from styleclip_toolkit.errors import ToolkitError, changed_settings
 from styleclip_toolkit.pack import pack_file
 
 FORMAT = "styleclip-fs3-partial"
@@ -60,9 +60,7 @@ def load_partial(pack_dir, settings, layout):
     except (ValueError, KeyError, TypeError) as e:
         raise ToolkitError(f"cannot read {meta_path} ({e}): pass --restart to discard it") from None
     if saved != settings:
-        diff = ", ".join(f"{k} {saved.get(k)!r} in the partial, {settings.get(k)!r} now" if k != "files" else
-                         "the generator/stats/CLIP files have changed"
-                         for k in sorted(set(saved) | set(settings)) if saved.get(k) != settings.get(k))
+        diff = changed_settings(saved, settings, "partial", "the generator/stats/CLIP files have changed")
         raise ToolkitError(f"{meta_path} was computed with other settings ({diff}): rerun with the same "
                            f"options to resume it, or pass --restart to discard it")
     if not layers:

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from styleclip_toolkit.errors import ToolkitError
+from styleclip_toolkit.gradient_runs import add_run_arguments
 
 MODES = ("edit", "free_generation")
 
@@ -51,12 +52,7 @@ def add_arguments(parser):
                              "quirk, issue #38); normalized: clamped to [0,1] and CLIP mean/std")
     parser.add_argument("--out", required=True, help="W+ result, float32 .npy [1, L, wDim]")
     parser.add_argument("--image", help="also write the result image (.png, or .npy for the raw output)")
-    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
-    parser.add_argument("--precision", choices=("fp32", "tf32"), default="fp32", help="tf32: CUDA tensor cores")
-    parser.add_argument("--log-every", type=int, default=10, help="progress every N steps (and at the last)")
-    parser.add_argument("--progress-jsonl", action="store_true",
-                        help="machine-readable progress: one JSON object a line on stdout (events start, step, done, "
-                             "cancelled) instead of text on stderr")
+    add_run_arguments(parser, log_every=10, log_note="and at the last", events="start, step, done, cancelled")
     parser.add_argument("--preview", help="with each progress step, write the current image (the one the step's "
                                           "losses were computed on), at most --preview-size px, to this .png; the "
                                           "step event names it (for a supervisor that shows progress)")

@@ -47,6 +47,7 @@ import torch
 from torch.nn import functional as F
 
 from styleclip_toolkit.errors import ToolkitError, changed_settings
+from styleclip_toolkit.gradient_runs import add_run_arguments
 
 LEVEL_NAMES = ("coarse", "medium", "fine")
 FIRST_ROW = {"coarse": 0, "medium": 4, "fine": 8}
@@ -89,12 +90,8 @@ def add_arguments(parser):
                         help="continue from <out>/mappers/<slug>.train.npz when there is one (same settings needed)")
     parser.add_argument("--out", required=True, help="where the mapper goes: the pack, another pack with the same "
                                                       "generator, or a mapper folder (mappers.json + mappers/)")
-    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
-    parser.add_argument("--precision", choices=("fp32", "tf32"), default="fp32", help="tf32: CUDA tensor cores")
-    parser.add_argument("--log-every", type=int, default=50, help="progress every N steps (and at the last; official 50)")
-    parser.add_argument("--progress-jsonl", action="store_true",
-                        help="machine-readable progress: one JSON object a line on stdout (events start, step, "
-                             "checkpoint, done, cancelled) instead of text on stderr")
+    add_run_arguments(parser, log_every=50, log_note="and at the last; official 50",
+                      events="start, step, checkpoint, done, cancelled")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -168,6 +168,8 @@ export interface BotCore {
   resultImage(jobId: string, maxBytes?: number, which?: ResultImageKind): Promise<ResultImage | null>;
   /** The latest small progress image of a running job (optimize), or null. Optional: older cores lack it. */
   previewImage?(jobId: string): Promise<ResultImage | null>;
+  /** How to download this platform's attached files (adapters that take photos). Optional: stub cores lack it. */
+  setPhotoFetcher?(platform: Platform, fetcher: PhotoFetcher): void;
   /** Job updates for one platform; returns an unsubscribe function. */
   onUpdate(platform: Platform, listener: (update: JobUpdate) => void | Promise<void>): () => void;
   /** Remember that a platform message shows a job, so reactions on it find the job (persists with Redis). */

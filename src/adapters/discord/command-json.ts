@@ -11,7 +11,7 @@ import {
   type CommandInteractionOption,
   type RESTPutAPIApplicationCommandsJSONBody,
 } from 'discord.js';
-import type { CommandDefinition, CommandInput, CommandOption, OptionType } from '../../core/types.ts';
+import type { CommandDefinition, CommandInput, CommandOption, OptionType, OptionValue } from '../../core/types.ts';
 
 const OPTION_TYPES: Record<OptionType, ApplicationCommandOptionType> = {
   string: ApplicationCommandOptionType.String,
@@ -56,9 +56,7 @@ function toOption(o: CommandOption, command: string): APIApplicationCommandBasic
 
 /** Discord wants required options before optional ones. */
 function toOptions(options: CommandOption[], command: string): APIApplicationCommandBasicOption[] {
-  // Attachment options wait until this adapter turns Discord's resolved attachments into the core's Attachment.
-  const usable = options.filter((o) => o.type !== 'attachment');
-  return [...usable.filter((o) => o.required), ...usable.filter((o) => !o.required)].map((o) => toOption(o, command));
+  return [...options.filter((o) => o.required), ...options.filter((o) => !o.required)].map((o) => toOption(o, command));
 }
 
 /** The JSON body for `PUT /applications/{app}[/guilds/{guild}]/commands` (a bulk overwrite). */
@@ -90,7 +88,13 @@ export function toDiscordCommands(defs: CommandDefinition[]): RESTPutAPIApplicat
 export function toCommandInput(data: readonly CommandInteractionOption[]): CommandInput {
   const sub = data.find((o) => o.type === ApplicationCommandOptionType.Subcommand);
   const leaves = sub ? (sub.options ?? []) : data;
-  const options: Record<string, string | number | boolean> = {};
-  for (const o of leaves) if (o.value !== undefined) options[o.name] = o.value;
+  const options: Record<string, OptionValue> = {};
+  for (const o of leaves) {
+    if (o.type === ApplicationCommandOptionType.Attachment) {
+      // The resolved attachment: where Discord hosts it and what Discord says it is (checked before any download).
+      const a = o.attachment;
+      if (a) options[o.name] = { url: a.url, size: a.size, contentType: a.contentType ?? undefined, name: a.name };
+    } else if (o.value !== undefined) options[o.name] = o.value;
+  }
   return { kind: 'options', ...(sub ? { subcommand: sub.name } : {}), options };
 }

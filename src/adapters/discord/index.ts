@@ -7,6 +7,7 @@ import type { AdapterHandle, BotCore, CommandDefinition } from '../../core/types
 import { onButton } from './buttons.ts';
 import { onAutocomplete, onCommand, type DiscordDeps } from './commands.ts';
 import { JobMessages } from './job-messages.ts';
+import { discordPhotoFetcher } from './photos.ts';
 import { registerReactions } from './reactions.ts';
 import { describeError, restOptions } from './rest.ts';
 
@@ -31,6 +32,7 @@ export async function startDiscordAdapter(core: BotCore, env: NodeJS.ProcessEnv,
     partials: [Partials.Message, Partials.Reaction, Partials.Channel, Partials.User],
     rest: restOptions(env),
   });
+  core.setPhotoFetcher?.('discord', discordPhotoFetcher(env));
   const jobs = new JobMessages(core, client.rest, () => client.application!.id, log, opts.throttleMs);
   const deps: DiscordDeps = { core, client, jobs, log };
 

@@ -267,15 +267,18 @@ export class JobMessages {
     for (let attempt = 0; ; attempt++) {
       const found = await this.core.resultImage(u.jobId, limit);
       // Discord shows an attachment whose name starts with SPOILER_ blurred until clicked.
-      const image = found && u.spoiler ? { ...found, filename: `SPOILER_${found.filename}` } : found;
+      // A photo edit: the aligned before → after beside the pasted-back photo (each file within the limit).
+      const strip = found && u.beforeAfter ? await this.core.resultImage(u.jobId, limit, 'before-after').catch(() => null) : null;
+      const spoil = <T extends { filename: string }>(f: T): T => (u.spoiler ? { ...f, filename: `SPOILER_${f.filename}` } : f);
+      const images = [found, strip].filter((f) => f !== null).map(spoil);
       const body: Body = {
         content: u.text,
         embeds: [],
-        attachments: image ? [{ id: 0, filename: image.filename }] : [],
+        attachments: images.map((f, id) => ({ id, filename: f.filename })),
         components: s.ephemeral ? [] : buttonRows(u.jobId, u.actions),
       };
       try {
-        await this.edit(s, body, image ? [{ name: image.filename, data: image.bytes, contentType: image.mime }] : []);
+        await this.edit(s, body, images.map((f) => ({ name: f.filename, data: f.bytes, contentType: f.mime })));
         break;
       } catch (err) {
         // Our idea of the limit was too generous (e.g. a stale default): retry once, half the size.

@@ -8,6 +8,7 @@ import { createLogger, type Logger } from '../../log.ts';
 import { SlackAdmins } from './admins.ts';
 import { registerButtons } from './buttons.ts';
 import { registerCommands } from './commands.ts';
+import { registerPhotoShortcut, slackPhotoFetcher } from './photos.ts';
 import { readSlackConfig } from './config.ts';
 import { JobMessages } from './job-messages.ts';
 import { errorCode } from './messages.ts';
@@ -54,6 +55,8 @@ export async function startSlackAdapter(
   registerCommands(app, deps);
   registerReactions(app, deps);
   registerButtons(app, deps);
+  registerPhotoShortcut(app, deps);
+  core.setPhotoFetcher?.('slack', slackPhotoFetcher(config.botToken, config.apiUrl));
   app.error(async (err) => {
     log.error({ err: errorCode(err) }, 'slack listener failed');
   });

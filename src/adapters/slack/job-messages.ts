@@ -158,14 +158,14 @@ export class JobMessages {
       this.log.warn({ jobId }, 'completed job has no image to upload');
       return 'gone';
     }
+    // A photo edit: the aligned before → after shared beside the pasted-back photo, in the same message.
+    const strip = await this.core.resultImage(jobId, undefined, 'before-after').catch(() => null);
     let fileId: string | undefined;
     try {
       const res = await this.client.filesUploadV2({
         channel_id: channel,
         thread_ts: message.threadTs,
-        file: image.bytes,
-        filename: image.filename,
-        title: image.filename,
+        file_uploads: [image, ...(strip ? [strip] : [])].map((f) => ({ file: f.bytes, filename: f.filename, title: f.filename })),
         initial_comment: caption,
       });
       fileId = (res.files as { files?: { id?: string }[] }[])[0]?.files?.[0]?.id;

@@ -70,7 +70,12 @@ export interface SlashCommandOptions {
   ageMs?: number;
   /** Marks an option as focused and sends an autocomplete interaction instead. */
   focused?: string;
+  /** Attachment options (type 11): files the user attaches, resolved in `data.resolved.attachments`. */
+  attachments?: Record<string, UserFile>;
 }
+
+/** A file a user attaches: served on the fake's CDN route unless `url` points elsewhere; `size` defaults to the data's. */
+export interface UserFile { filename: string; contentType?: string; data: Buffer; size?: number; url?: string }
 
 export class FakeDiscord extends EventEmitter {
   readonly botToken: string;
@@ -89,6 +94,10 @@ export class FakeDiscord extends EventEmitter {
   /** Upload limit per file (the channel's `attachment_size_limit`): 10 MiB unless a test lowers it. */
   sizeLimit = 10 * 1024 * 1024;
   threadId = '';
+  /** Files users attached to commands, by attachment id (served at `/attachments/{id}/{filename}`, like Discord's CDN). */
+  readonly userFiles = new Map<string, FakeAttachment>();
+  /** Downloads of users' attached files from the CDN route. */
+  cdnDownloads = 0;
   private server: Server;
   private wss = new WebSocketServer({ noServer: true });
   private sockets = new Set<WebSocket>();
@@ -109,6 +118,8 @@ export class FakeDiscord extends EventEmitter {
   }
 
   get apiBase(): string { return `http://127.0.0.1:${this.port}/api`; }
+  /** The fake's stand-in for cdn.discordapp.com (same origin as the API). */
+  get cdnBase(): string { return `http://127.0.0.1:${this.port}`; }
 
   async start(): Promise<this> {
     this.port = await listenLocal(this.server);
@@ -226,11 +237,19 @@ export class FakeDiscord extends EventEmitter {
       name, value, type: typeof value === 'string' ? 3 : typeof value === 'boolean' ? 5 : Number.isInteger(value) ? 4 : 10,
       ...(o.focused === name ? { focused: true } : {}),
     }));
+    const resolved: Record<string, unknown> = {};
+    for (const [name, f] of Object.entries(o.attachments ?? {})) {
+      const file: FakeAttachment = { id: snowflake(), filename: f.filename, size: f.size ?? f.data.length, contentType: f.contentType ?? '', data: f.data };
+      this.userFiles.set(file.id, file);
+      const url = f.url ?? `${this.cdnBase}/attachments/${file.id}/${encodeURIComponent(file.filename)}?ex=1&is=1&hm=fake`;
+      resolved[file.id] = { id: file.id, filename: file.filename, size: file.size, url, proxy_url: url, ...(f.contentType ? { content_type: f.contentType } : {}) };
+      leaf.push({ name, value: file.id, type: 11 });
+    }
     const options = o.subcommand ? [{ name: o.subcommand, type: 1, options: leaf }] : leaf;
     const inGuild = channel.guildId !== null;
     const payload: Record<string, unknown> = {
       id, application_id: this.applicationId, type: o.focused ? 4 : 2, token, version: 1,
-      data: { id: snowflake(), name: o.name, type: 1, options },
+      data: { id: snowflake(), name: o.name, type: 1, options, ...(Object.keys(resolved).length ? { resolved: { attachments: resolved } } : {}) },
       channel_id: channel.id, channel: this.channelJson(channel),
       app_permissions: String(MEMBER_PERMISSIONS), locale: 'en-US', entitlements: [],
       attachment_size_limit: o.attachmentSizeLimit ?? this.sizeLimit,
@@ -350,6 +369,7 @@ export class FakeDiscord extends EventEmitter {
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const raw = Buffer.concat(chunks);
     const route = path.replace(/\/(interactions|webhooks)\/(\d+)\/[^/]+/, '/$1/$2/:token');
+    let m0: RegExpExecArray | null;
     const send = (status: number, body?: unknown, headers: Record<string, string> = {}): void => {
       this.requests.push({ method, route, status, at: Date.now() });
       res.writeHead(status, body === undefined ? headers : { 'content-type': 'application/json', ...headers });
@@ -362,6 +382,15 @@ export class FakeDiscord extends EventEmitter {
       limit.count--;
       const headers = { 'retry-after': String(limit.retryAfter), 'x-ratelimit-limit': '5', 'x-ratelimit-remaining': '0', 'x-ratelimit-reset-after': String(limit.retryAfter), 'x-ratelimit-bucket': 'fake', 'x-ratelimit-scope': 'user' };
       return send(429, { message: 'You are being rate limited.', retry_after: limit.retryAfter, global: false }, headers);
+    }
+    // The CDN: users' attached files, no auth (Discord signs the URL instead); every download counted.
+    if ((m0 = /^\/attachments\/(\d+)\/[^/]+$/.exec(url.pathname)) && method === 'GET' && this.userFiles.has(m0[1])) {
+      const file = this.userFiles.get(m0[1])!;
+      this.cdnDownloads++;
+      this.requests.push({ method, route: '/attachments/:id', status: 200, at: Date.now() });
+      res.writeHead(200, { 'content-type': file.contentType || 'application/octet-stream', 'content-length': String(file.data.length) });
+      res.end(file.data);
+      return;
     }
     const isWebhook = /^\/(interactions|webhooks)\//.test(path);
     if (!isWebhook && req.headers.authorization !== `Bot ${this.botToken}`) return send(401, { message: '401: Unauthorized', code: 0 });

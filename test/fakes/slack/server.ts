@@ -42,7 +42,14 @@ export interface FakeFile {
   thread_ts?: string;
   /** ts of the message that shares the file in its channel. */
   shareTs?: string;
+  /** A file a user shared: its type and the size Slack reports (files.info), served at `urlPrivate` with the bot token. */
+  mimetype?: string;
+  size?: number;
+  urlPrivate?: string;
 }
+
+/** A modal the app opened with views.open. */
+export interface FakeView { id: string; triggerId: string; view: Json }
 
 export interface ApiCall {
   method: string;
@@ -83,6 +90,12 @@ export class FakeSlack {
    * text) leaves the message with its text and a "This file was deleted." tombstone in place of the file.
    */
   fileDeletion: 'removes-message' | 'leaves-tombstone' = 'removes-message';
+  /** Modals opened (views.open), oldest first. */
+  readonly views: FakeView[] = [];
+  /** Downloads of users' files from url_private (with a valid bot token). */
+  fileDownloads = 0;
+  /** trigger_id → when it was issued: views.open takes it within 3 s, once. */
+  private triggers = new Map<string, number>();
 
   private server: Server;
   private wss = new WebSocketServer({ noServer: true });
@@ -229,6 +242,78 @@ export class FakeSlack {
     };
   }
 
+  /**
+   * A user posts a message sharing a file (a photo, say): the file is served at its url_private to the bot token;
+   * `size` is what Slack reports (defaults to the data's), `url` overrides url_private (a file elsewhere).
+   */
+  userPostsFile(p: { user: string; channel: string; filename: string; mimetype: string; data: Buffer; size?: number; url?: string; text?: string }): FakeMessage {
+    const id = `F${String(++this.idCounter).padStart(8, '0')}`;
+    const msg: FakeMessage = { channel: p.channel, ts: this.nextTs(), user: p.user, text: p.text ?? '', edits: [], files: [id], deleted: false, blocks: [] };
+    this.messages.push(msg);
+    const urlPrivate = p.url ?? `${this.url}/files-pri/${this.teamId}-${id}/${encodeURIComponent(p.filename)}`;
+    this.files.set(id, { id, filename: p.filename, length: p.data.length, bytes: p.data, channel: p.channel, shareTs: msg.ts, mimetype: p.mimetype, size: p.size ?? p.data.length, urlPrivate });
+    return msg;
+  }
+
+  /** A file as Slack describes it in message payloads and files.info. */
+  private fileJson(f: FakeFile): Json {
+    return {
+      id: f.id, name: f.filename, title: f.filename, mimetype: f.mimetype ?? 'image/png', filetype: (f.mimetype ?? 'png').split('/').pop(),
+      size: f.size ?? f.bytes?.length ?? 0, url_private: f.urlPrivate, url_private_download: f.urlPrivate ? `${f.urlPrivate}?download=1` : undefined,
+    };
+  }
+
+  private trigger(): string {
+    const id = `${++this.idCounter}.${randomUUID()}`;
+    this.triggers.set(id, Date.now());
+    return id;
+  }
+
+  /** A message shortcut (`message_action`) on a message: what Slack sends when a user picks it from the message's menu. */
+  messageAction(p: { user: string; channel: string; ts: string; callbackId: string }): Json {
+    const msg = this.message(p.channel, p.ts);
+    if (!msg || msg.deleted) throw new Error(`no message ${p.ts}`);
+    const hook = `hook-${++this.idCounter}`;
+    this.responses.set(hook, []);
+    const user = this.users.get(p.user);
+    const files = msg.files.map((id) => this.files.get(id)).filter((f): f is FakeFile => Boolean(f));
+    return {
+      type: 'message_action',
+      token: 'legacy-verification-token',
+      action_ts: `${Date.now() / 1000}`,
+      team: { id: this.teamId, domain: 'fake' },
+      user: { id: p.user, name: user?.name ?? p.user, username: user?.name ?? p.user, team_id: this.teamId },
+      channel: { id: p.channel, name: p.channel.toLowerCase() },
+      is_enterprise_install: false,
+      enterprise: null,
+      callback_id: p.callbackId,
+      trigger_id: this.trigger(),
+      response_url: `${this.url}/hooks/${hook}`,
+      message_ts: msg.ts,
+      message: { type: 'message', user: msg.user, ts: msg.ts, text: msg.text, ...(msg.thread_ts ? { thread_ts: msg.thread_ts } : {}), ...(files.length ? { files: files.map((f) => this.fileJson(f)) } : {}) },
+    };
+  }
+
+  /** A user submits an opened modal with these plain-text inputs (block_id → value; the action_id is `value`). */
+  viewSubmission(p: { user: string; viewId: string; values: Record<string, string> }): Json {
+    const opened = this.views.find((v) => v.id === p.viewId);
+    if (!opened) throw new Error(`no view ${p.viewId}`);
+    const user = this.users.get(p.user);
+    const values = Object.fromEntries(Object.entries(p.values).map(([block, value]) => [block, { value: { type: 'plain_text_input', value: value || null } }]));
+    return {
+      type: 'view_submission',
+      team: { id: this.teamId, domain: 'fake' },
+      user: { id: p.user, username: user?.name ?? p.user, name: user?.name ?? p.user, team_id: this.teamId },
+      api_app_id: this.appId,
+      token: 'legacy-verification-token',
+      trigger_id: this.trigger(),
+      view: { ...opened.view, id: opened.id, team_id: this.teamId, app_id: this.appId, bot_id: this.botId, hash: 'h', state: { values } },
+      response_urls: [],
+      is_enterprise_install: false,
+      enterprise: null,
+    };
+  }
+
   /** The action_id of the button on a message whose text starts with `emoji`. */
   buttonId(channel: string, ts: string, emoji: string): string | undefined {
     const buttons = this.message(channel, ts)?.blocks.filter((b) => b.type === 'actions').flatMap((b) => b.elements ?? []) ?? [];
@@ -322,6 +407,16 @@ export class FakeSlack {
         file.bytes = raw;
       }
       return sendText(res, 200, `OK - ${file.bytes.length}`);
+    }
+    if (url.pathname.startsWith('/files-pri/') && req.method === 'GET') {
+      // url_private: only with the bot token (Slack answers a login page otherwise); every download counted.
+      const file = [...this.files.values()].find((f) => f.urlPrivate && new URL(f.urlPrivate).pathname === url.pathname);
+      if (!file?.bytes) return sendText(res, 404, 'not found');
+      if (req.headers.authorization !== `Bearer ${this.opts.botToken}`) return sendText(res, 403, 'not authorized');
+      this.fileDownloads++;
+      res.writeHead(200, { 'content-type': file.mimetype ?? 'application/octet-stream', 'content-length': String(file.bytes.length) });
+      res.end(file.bytes);
+      return;
     }
     if (url.pathname.startsWith('/hooks/')) {
       const list = this.responses.get(url.pathname.slice('/hooks/'.length));
@@ -423,7 +518,19 @@ export class FakeSlack {
         const f = this.files.get(String(a.file));
         if (!f) return { ok: false, error: 'file_not_found' };
         const shares = f.channel && f.shareTs ? { public: { [f.channel]: [{ ts: f.shareTs, thread_ts: f.thread_ts }] } } : {};
+        if (f.urlPrivate) return { ok: true, file: { ...this.fileJson(f), shares } };
         return { ok: true, file: { id: f.id, name: f.filename, size: f.bytes?.length ?? 0, shares } };
+      }
+      case 'views.open': {
+        const issued = this.triggers.get(String(a.trigger_id));
+        if (issued === undefined) return { ok: false, error: 'invalid_trigger_id' };
+        this.triggers.delete(String(a.trigger_id));
+        if (Date.now() - issued > 3000) return { ok: false, error: 'expired_trigger_id' };
+        const view = (typeof a.view === 'string' ? JSON.parse(a.view) : a.view) as Json;
+        if (view.type !== 'modal' || !view.title || !Array.isArray(view.blocks)) return { ok: false, error: 'invalid_arguments' };
+        const id = `V${String(++this.idCounter).padStart(8, '0')}`;
+        this.views.push({ id, triggerId: String(a.trigger_id), view });
+        return { ok: true, view: { ...view, id, state: { values: {} } } };
       }
       default:
         return { ok: false, error: 'unknown_method' };

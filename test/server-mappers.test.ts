@@ -131,4 +131,20 @@ describe('server mappers: the bot', () => {
     const meta = await getJSON<ResultMeta>(bot.store, keys.resultMeta(reply.job!.id));
     expect(meta?.info).toMatchObject({ method: 'mapper', mapper: 'green_eyes' });
   }, 90_000);
+
+  it('/styleclip-admin mappers lists them; mapper-remove removes the server\'s own (admins only), never a pack\'s', async () => {
+    const admin = ctxFor('root', { isPlatformAdmin: true });
+    const say = (text: string, ctx = admin) => bot.invoke('styleclip-admin', { kind: 'text', text }, ctx, targetFor(ctx));
+    expect((await say('mappers')).text).toBe("This server's mappers for pack tiny: green eyes (green_eyes).\nThe pack's: curly hair, purple hair (read-only).");
+    expect(await say('mapper-remove green eyes', ctxFor('bob'))).toMatchObject({ error: true, text: expect.stringContaining('Only server admins') });
+    expect(await say('mapper-remove curly hair')).toMatchObject({ error: true, text: expect.stringContaining('read-only') });
+    expect(await say('mapper-remove blue nose')).toMatchObject({ error: true, text: 'This server has no mapper "blue nose". See /styleclip-admin mappers.' });
+    expect(await say('mapper-remove Green Eyes')).toMatchObject({ text: 'Removed mapper "green eyes".' });
+    expect(fs.existsSync(path.join(folder, 'mappers/green_eyes.onnx'))).toBe(false);
+    expect((await say('mappers')).text).toContain('This server has no mappers of its own for pack tiny.');
+    const ctx = ctxFor('bob');
+    expect((await bot.invoke('styleclip-help', { kind: 'text', text: '' }, ctx, targetFor(ctx))).text).not.toContain('green eyes');
+    const reply = await bot.invoke('styleclip', { kind: 'text', text: 'green eyes method:mapper' }, ctx, targetFor(ctx));
+    expect(reply).toMatchObject({ error: true, text: expect.stringContaining('has no mapper for "green eyes"') });
+  });
 });

@@ -2,7 +2,7 @@
 // in STYLECLIP_PACKS_DIR, named by folder. Reads pack.json only (the bot process never opens a model).
 import fs from 'node:fs';
 import path from 'node:path';
-import { overlayDir, readOverlay, type Overlay } from './overlay.ts';
+import { overlayDir, readOverlay, removeFromOverlay, type Overlay } from './overlay.ts';
 import { findMapper, readPack, summarizePack } from './pack.ts';
 import type { PackSummary } from './types.ts';
 
@@ -70,6 +70,14 @@ export class PackCatalog {
     const extra = this.overlay(pack, scope).mappers.filter((m) => !pack.mappers.some((p) => p.slug === m.slug));
     if (extra.length === 0) return pack;
     return { ...pack, mappers: [...pack.mappers, ...extra.map((m) => ({ name: m.name, slug: m.slug, server: true }))] };
+  }
+
+  /** Removes a scope's own mapper (name or slug); its name, or undefined when the scope has none such. */
+  removeServerMapper(pack: PackSummary, scope: string, text: string): string | undefined {
+    const dir = this.overlayDir(pack, scope);
+    const removed = dir ? removeFromOverlay(dir, text) : undefined;
+    if (dir) this.overlays.delete(dir);
+    return removed;
   }
 
   /** The absolute file of a scope's own mapper named by `text` (name or slug), unless the pack has it. */

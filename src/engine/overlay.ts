@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { MapperEntry, Pack } from './pack.ts';
+import { findMapper, type MapperEntry, type Pack } from './pack.ts';
 
 /** A server mapper: `file` is absolute. */
 export interface OverlayMapper extends MapperEntry {
@@ -88,4 +88,28 @@ export function readOverlay(dir: string, pack: Pack): Overlay {
     mappers.push({ name: m.name, slug: m.slug, file, ...(m.levels ? { levels: m.levels } : {}) });
   }
   return { dir, mappers };
+}
+
+/**
+ * Removes the mapper `text` names (name or slug) from a mapper folder: the index is rewritten first (atomically:
+ * a temporary file renamed over it), then the graph deleted, so no reader ever sees an entry without its file.
+ * Returns the removed entry's name, or undefined when the folder has no such mapper.
+ */
+export function removeFromOverlay(dir: string, text: string): string | undefined {
+  const index = path.join(dir, 'mappers.json');
+  let json: { mappers?: Partial<MapperEntry>[] };
+  try {
+    json = JSON.parse(fs.readFileSync(index, 'utf8'));
+  } catch {
+    return undefined;
+  }
+  const list = Array.isArray(json.mappers) ? json.mappers.filter((m): m is MapperEntry => typeof m?.name === 'string' && typeof m.slug === 'string' && typeof m.file === 'string') : [];
+  const found = findMapper(list, text);
+  if (!found) return undefined;
+  const tmp = `${index}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, `${JSON.stringify({ ...json, mappers: json.mappers!.filter((m) => m !== found) }, null, 2)}\n`);
+  fs.renameSync(tmp, index);
+  const file = path.resolve(dir, found.file);
+  if (file.startsWith(path.resolve(dir) + path.sep)) fs.rmSync(file, { force: true });
+  return found.name;
 }

@@ -3,6 +3,7 @@
 // Anyone may `show`; only admins (as the platform says) may change anything. Changes are audited.
 import { refuse, type Command } from '../src/core/command.ts';
 import type { PackSummary } from '../src/engine/types.ts';
+import { findMapper } from '../src/engine/pack.ts';
 import { applySetting, DEFAULT_SETTINGS, SETTING_KEYS, type ServerSettings, SettingsError } from '../src/state/settings.ts';
 
 const keyChoices = SETTING_KEYS.map((k) => ({ name: k, value: k }));
@@ -67,6 +68,12 @@ const command: Command = {
       },
       { name: 'blocked', description: 'List the blocked words (admins)', options: [] },
       { name: 'log', description: 'Recent settings changes', options: [] },
+      { name: 'mappers', description: "This server's own mappers for its pack", options: [] },
+      {
+        name: 'mapper-remove',
+        description: "Remove one of this server's own mappers",
+        options: [{ name: 'name', description: 'Mapper name or slug', type: 'string', required: true, maxLength: 200 }],
+      },
     ],
   },
 
@@ -75,6 +82,17 @@ const command: Command = {
     const scope = services.scope(ctx);
     const { settings, pack } = await services.serverSettings(ctx);
     if (subcommand === 'show') return { text: show(settings, pack), ephemeral: true };
+    if (subcommand === 'mappers') {
+      const own = pack.mappers.filter((m) => m.server);
+      const packs = pack.mappers.filter((m) => !m.server).map((m) => m.name);
+      return {
+        text: [
+          own.length ? `This server's mappers for pack ${pack.name}: ${own.map((m) => `${m.name} (${m.slug})`).join(', ')}.` : `This server has no mappers of its own for pack ${pack.name}.`,
+          `The pack's: ${packs.length ? packs.join(', ') : 'none'} (read-only).`,
+        ].join('\n'),
+        ephemeral: true,
+      };
+    }
     if (!ctx.isPlatformAdmin) return refuse('Only server admins can change StyleCLIP settings.');
 
     const by = { id: ctx.user.id, name: ctx.user.name };
@@ -106,6 +124,16 @@ const command: Command = {
           // The audit log records the count, not the words (they may be offensive).
           await services.settings.save(scope, { ...settings, blockedWords: [...blocked] }, by, `${subcommand} ${list.length} word(s)`);
           return { text: `${subcommand === 'block' ? 'Blocked' : 'Unblocked'} ${list.length} word(s); ${blocked.size} blocked in all.`, ephemeral: true };
+        }
+        case 'mapper-remove': {
+          const name = String(options.name ?? '').trim();
+          const mapper = findMapper(pack.mappers, name);
+          if (mapper && !mapper.server) return refuse(`"${mapper.name}" belongs to pack ${pack.name}, which is read-only; only this server's own mappers can be removed.`);
+          const installed = services.packs.get(pack.name) ?? services.packs.defaultPack;
+          const removed = mapper ? services.packs.removeServerMapper(installed, scope, mapper.slug) : undefined;
+          if (!removed) return refuse(`This server has no mapper "${name}". See /styleclip-admin mappers.`);
+          await services.settings.save(scope, settings, by, `remove mapper ${removed}`);
+          return { text: `Removed mapper "${removed}".`, ephemeral: true };
         }
         case 'blocked':
           return { text: settings.blockedWords.length ? `Blocked: ${settings.blockedWords.join(', ')}` : 'No blocked words.', ephemeral: true };

@@ -24,7 +24,7 @@ const command: Command = {
       `React ➕ on your result for stronger (×${NUDGE_FACTOR}), ➖ for weaker, ❌ to delete or cancel.`,
       '`/styleclip-info` shows your queue and running jobs; `/styleclip-cancel` cancels them.',
       '`/styleclip-admin show` shows this server\'s settings (admins can change them).',
-      `Pack: ${pack.name}${pack.mappers.length ? `; mappers: ${pack.mappers.map((m) => m.name).join(', ')}` : ''}.`,
+      `Pack: ${pack.name}${pack.mappers.length ? `; mappers: ${pack.mappers.map((m) => (m.server ? `${m.name} (this server's)` : m.name)).join(', ')}` : ''}.`,
       `Commands: ${services
         .commands()
         .map((c) => `/${c.name}`)

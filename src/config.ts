@@ -9,6 +9,11 @@ export interface Config {
   redisUrl: string | undefined;
   packDir: string;
   packsDir: string | undefined;
+  /**
+   * STYLECLIP_DATA_DIR (default `.data`): files the deployment writes. Servers' own mappers live in
+   * `<dataDir>/mappers/<scope>/<pack>/`; bot and workers must see the same folder.
+   */
+  dataDir: string;
   device: 'cpu' | 'cuda';
   playground: boolean;
   logLevel: string;
@@ -100,6 +105,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, root = process.
     redisUrl,
     packDir: path.resolve(root, nonEmpty(env, 'STYLECLIP_PACK') ?? 'models/packs/tiny'),
     packsDir: packsDir ? path.resolve(root, packsDir) : undefined,
+    dataDir: path.resolve(root, nonEmpty(env, 'STYLECLIP_DATA_DIR') ?? '.data'),
     device,
     playground: flag(env, 'PLAYGROUND'),
     logLevel,

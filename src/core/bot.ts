@@ -166,7 +166,8 @@ export class Bot implements BotCore {
   private async nudgeNow(jobId: string, action: FollowUp, userId: string, dedupeKey: string, target: ReplyTarget, via: Via): Promise<CommandReply | null> {
     const data = await this.requestedBy(jobId, userId, dedupeKey, via, FOLLOW_UP_WORDS[action]);
     if (!data || 'text' in data) return data;
-    const [settings, pack] = [await this.settings.get(data.scope), this.packs.get(data.pack)];
+    const [settings, installed] = [await this.settings.get(data.scope), this.packs.get(data.pack)];
+    const pack = installed && this.packs.view(installed, data.scope);
     if (!pack) return refuse(`This result was made with pack "${data.pack}", which is no longer installed.`);
     const hash = createHash('sha1').update(dedupeKey).digest('hex').slice(0, 16);
     const followUp = await this.followUp(data, action, settings, hash);
@@ -373,7 +374,8 @@ export class Bot implements BotCore {
       scope: scopeOf,
       serverSettings: async (ctx) => {
         const settings = await this.settings.get(scopeOf(ctx));
-        return { settings, pack: this.packs.get(settings.pack) ?? this.packs.defaultPack };
+        // The server view: the pack's mappers plus this server's own (PackCatalog.view).
+        return { settings, pack: this.packs.view(this.packs.get(settings.pack) ?? this.packs.defaultPack, scopeOf(ctx)) };
       },
       submit: (data) => this.submissions.submit(data),
       job: (jobId) => getJSON<EditJobData>(store, keys.job(jobId)),

@@ -2,7 +2,8 @@
 // in STYLECLIP_PACKS_DIR, named by folder. Reads pack.json only (the bot process never opens a model).
 import fs from 'node:fs';
 import path from 'node:path';
-import { readPack, summarizePack } from './pack.ts';
+import { overlayDir, readOverlay, removeFromOverlay, type Overlay } from './overlay.ts';
+import { findMapper, readPack, summarizePack } from './pack.ts';
 import type { PackSummary } from './types.ts';
 
 export class PackCatalog {
@@ -15,6 +16,8 @@ export class PackCatalog {
   constructor(
     defaultDir: string,
     private readonly packsDir?: string,
+    /** Servers' own mappers (`<mappersDir>/<scope>/<pack>/`, see overlay.ts); none when absent. */
+    readonly mappersDir?: string,
   ) {
     this.defaultPack = summarizePack(readPack(defaultDir));
   }
@@ -29,6 +32,58 @@ export class PackCatalog {
       if (found) packs.push(found);
     }
     return packs;
+  }
+
+  /** Server overlays read so far, by folder, with the mappers.json mtime they were read at. */
+  private readonly overlays = new Map<string, { mtimeMs: number; packDir: string; overlay: Overlay }>();
+
+  /** A scope's mapper folder for a pack (read or not); undefined without a mappers dir. */
+  overlayDir(pack: PackSummary, scope: string): string | undefined {
+    return this.mappersDir ? overlayDir(this.mappersDir, scope, pack.name) : undefined;
+  }
+
+  /** A scope's own mappers for a pack (empty when none or when they do not fit the pack). */
+  overlay(pack: PackSummary, scope: string): Overlay {
+    const dir = this.overlayDir(pack, scope);
+    if (!dir) return { dir: '', mappers: [] };
+    let mtimeMs: number;
+    try {
+      mtimeMs = fs.statSync(path.join(dir, 'mappers.json')).mtimeMs;
+    } catch {
+      this.overlays.delete(dir);
+      return { dir, mappers: [] };
+    }
+    const hit = this.overlays.get(dir);
+    if (hit && hit.mtimeMs === mtimeMs && hit.packDir === pack.dir) return hit.overlay;
+    let overlay: Overlay;
+    try {
+      overlay = readOverlay(dir, readPack(pack.dir));
+    } catch (err) {
+      overlay = { dir, mappers: [], problem: (err as Error).message };
+    }
+    this.overlays.set(dir, { mtimeMs, packDir: pack.dir, overlay });
+    return overlay;
+  }
+
+  /** The server view of a pack: its own mappers, then the scope's (a pack mapper keeps its slug). */
+  view(pack: PackSummary, scope: string): PackSummary {
+    const extra = this.overlay(pack, scope).mappers.filter((m) => !pack.mappers.some((p) => p.slug === m.slug));
+    if (extra.length === 0) return pack;
+    return { ...pack, mappers: [...pack.mappers, ...extra.map((m) => ({ name: m.name, slug: m.slug, server: true }))] };
+  }
+
+  /** Removes a scope's own mapper (name or slug); its name, or undefined when the scope has none such. */
+  removeServerMapper(pack: PackSummary, scope: string, text: string): string | undefined {
+    const dir = this.overlayDir(pack, scope);
+    const removed = dir ? removeFromOverlay(dir, text) : undefined;
+    if (dir) this.overlays.delete(dir);
+    return removed;
+  }
+
+  /** The absolute file of a scope's own mapper named by `text` (name or slug), unless the pack has it. */
+  serverMapperFile(pack: PackSummary, scope: string, text: string): string | undefined {
+    if (findMapper(pack.mappers, text)) return undefined;
+    return findMapper(this.overlay(pack, scope).mappers, text)?.file;
   }
 
   /**

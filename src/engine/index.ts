@@ -1,6 +1,7 @@
 // The StyleCLIP engine over onnxruntime-node: sample, W+ → S, render, text directions, global
 // and mapper edits. `openPack(dir, { device })` is the entry point; sessions load lazily, once.
 import { resolve } from 'node:path';
+import { statSync } from 'node:fs';
 import { autoThreshold, relevance, styleDirection, textDirection } from './direction.ts';
 import { readNpy } from './npy.ts';
 import { findMapper, GLOBAL_FILES, loadPack, missingFiles, summarizePack, type MapperEntry, type Pack } from './pack.ts';
@@ -92,6 +93,8 @@ export class StyleClipEngine implements Engine {
   private readonly synthesis: LazySession;
   private readonly textEncoder: LazySession;
   private readonly mappers = new Map<string, LazySession>();
+  /** Mapper graphs outside the pack (EditSpec.mapperFile), by path, with the mtime they were opened at. */
+  private readonly fileMappers = new Map<string, { mtimeMs: number; session: LazySession }>();
   private readonly encoder: LazySession | null;
   private wAvg: Promise<Float32Array> | null = null;
   private globalData: Promise<{ fs3: Float32Array; std: Float32Array; tokenizer: TextTokenizer }> | null = null;
@@ -234,6 +237,22 @@ export class StyleClipEngine implements Engine {
     return found;
   }
 
+  /** A session for a mapper graph outside the pack; reopened when the file was replaced (retrained). */
+  private fileMapper(file: string): LazySession {
+    let mtimeMs: number;
+    try {
+      mtimeMs = statSync(file).mtimeMs;
+    } catch {
+      throw new EngineError('unknown_mapper', `mapper file ${file} is gone (removed?)`);
+    }
+    const hit = this.fileMappers.get(file);
+    if (hit && hit.mtimeMs === mtimeMs) return hit.session;
+    if (hit) void hit.session.release().catch(() => undefined);
+    const session = new LazySession(file, { device: this.device, threads: this.opts.threads });
+    this.fileMappers.set(file, { mtimeMs, session });
+    return session;
+  }
+
   async edit(states: LatentState[], specs: EditSpec[]): Promise<{ state: LatentState; info: EditInfo }[]> {
     if (states.length !== specs.length) throw new Error(`edit: ${states.length} states but ${specs.length} specs`);
     specs.forEach((s) => {
@@ -243,11 +262,13 @@ export class StyleClipEngine implements Engine {
     const results: { state: LatentState; info: EditInfo }[] = new Array(states.length);
     // Mapper edits: one mapper run per mapper for all its states.
     const byMapper = new Map<string, number[]>();
+    const sessionOf = new Map<string, LazySession>();
     for (let i = 0; i < specs.length; i++) {
       const spec = specs[i];
       if (spec.method === 'mapper') {
-        const slug = this.resolveMapper(spec).slug;
-        byMapper.set(slug, [...(byMapper.get(slug) ?? []), i]);
+        const key = spec.mapperFile ? `file:${spec.mapperFile}` : this.resolveMapper(spec).slug;
+        if (!sessionOf.has(key)) sessionOf.set(key, spec.mapperFile ? this.fileMapper(spec.mapperFile) : this.mappers.get(key)!);
+        byMapper.set(key, [...(byMapper.get(key) ?? []), i]);
       } else if (spec.method !== 'global') {
         throw new EngineError('bad_method', `unknown method "${spec.method as string}"; use global or mapper`);
       }
@@ -260,14 +281,14 @@ export class StyleClipEngine implements Engine {
         (async () => {
           const batch = new Float32Array(idx.length * row);
           idx.forEach((i, k) => batch.set(states[i].wplus, k * row));
-          const out = await this.mappers.get(slug)!.run({ wplus: new ort.Tensor('float32', batch, [idx.length, numWs, wDim]) });
+          const out = await sessionOf.get(slug)!.run({ wplus: new ort.Tensor('float32', batch, [idx.length, numWs, wDim]) });
           const m = tensorData(out, 'delta', `mapper ${slug}`);
           idx.forEach((i, k) => {
             const step = specs[i].strength * 0.1;
             const src = states[i].wplus;
             const wplus = new Float32Array(row);
             for (let j = 0; j < row; j++) wplus[j] = src[j] + step * m[k * row + j];
-            results[i] = { state: { wplus, styleDelta: states[i].styleDelta }, info: { method: 'mapper', mapper: slug, strength: specs[i].strength } };
+            results[i] = { state: { wplus, styleDelta: states[i].styleDelta }, info: { method: 'mapper', mapper: specs[i].mapperFile ? (specs[i].mapper ?? slug) : slug, strength: specs[i].strength } };
           });
         })(),
       );
@@ -339,7 +360,7 @@ export class StyleClipEngine implements Engine {
   }
 
   async close(): Promise<void> {
-    const sessions = [this.mapping, this.toStyles, this.synthesis, this.textEncoder, ...this.mappers.values(), ...(this.encoder ? [this.encoder] : [])];
+    const sessions = [this.mapping, this.toStyles, this.synthesis, this.textEncoder, ...this.mappers.values(), ...[...this.fileMappers.values()].map((f) => f.session), ...(this.encoder ? [this.encoder] : [])];
     await Promise.all(sessions.map((s) => s.release()));
   }
 }

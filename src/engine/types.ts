@@ -20,6 +20,11 @@ export interface EditSpec {
   neutral?: string;
   /** Mapper name or slug (mapper method); defaults to the mapper whose name matches the prompt. */
   mapper?: string;
+  /**
+   * A mapper graph outside the pack (a server's own mapper, absolute path; set by the worker from the job's
+   * scope, never by a user). `mapper` then names it in the result info.
+   */
+  mapperFile?: string;
   /** α. Global: s' = s + α·ΔS. Mapper: ŵ = w + α·0.1·M(w). */
   strength: number;
   /** β in [0, 1], or 'auto' (the official GUI rule). Global method only. */
@@ -55,7 +60,8 @@ export interface PackSummary {
   numWs: number;
   styleChannels: number;
   convChannels: number;
-  mappers: { name: string; slug: string }[];
+  /** In a server view (PackCatalog.view), `server` marks that server's own mappers. */
+  mappers: { name: string; slug: string; server?: boolean }[];
   /** Whether the pack carries ArcFace weights (identity/, for the ID loss of latent optimization); unknown when absent. */
   identity?: boolean;
   /** The image encoder, when the pack has one: `encode` takes [N, 3, inputSize, inputSize]. */

@@ -1,5 +1,6 @@
 // Assembles the bot process: the state and the queue (Redis when REDIS_URL is set, in-process otherwise),
 // the bot core with the commands, and (all-in-one, or whenever there is no Redis) a worker beside it.
+import path from 'node:path';
 import { COMMANDS } from '../../commands/index.ts';
 import { Bot } from '../core/bot.ts';
 import { PackCatalog } from '../engine/catalog.ts';
@@ -19,7 +20,7 @@ import type { Config } from '../config.ts';
 
 export interface AppOptions
   extends Pick<Config, 'packDir' | 'packsDir' | 'redisUrl' | 'resultTtlS' | 'device' | 'batchSize' | 'batchWindowMs' | 'outageMs' | 'watchdogMs'>,
-    Partial<Pick<Config, 'optimize' | 'optimizeBudgetS'>> {
+    Partial<Pick<Config, 'optimize' | 'optimizeBudgetS' | 'dataDir'>> {
   /** Redis key prefix for the store and BullMQ (STYLECLIP_REDIS_PREFIX); tests use a unique one. */
   prefix: string;
   /** Run a worker in this process (engine in a worker thread). Always, without Redis. */
@@ -105,7 +106,7 @@ export class App extends Bot {
 
 export async function createApp(o: AppOptions): Promise<App> {
   const log = o.logger;
-  const packs = new PackCatalog(o.packDir, o.packsDir);
+  const packs = new PackCatalog(o.packDir, o.packsDir, o.dataDir ? path.join(o.dataDir, 'mappers') : undefined);
   const metrics = new Metrics();
   const redisStore = o.redisUrl ? RedisStore.connect(o.redisUrl, `${o.prefix}:`) : null;
   const store: Store = redisStore ?? new MemoryStore();

@@ -3,6 +3,7 @@
 //            with REDIS_URL the same on BullMQ)
 //   bot    — adapters only (with REDIS_URL; without it the worker has to run in-process anyway)
 //   worker — takes jobs from Redis: one process per GPU
+import path from 'node:path';
 import { config as loadDotenv } from 'dotenv';
 import { UsageError } from '../errors.ts';
 import { ConfigError, loadConfig, type Config } from '../config.ts';
@@ -178,7 +179,7 @@ export async function runWorker(argv: string[]): Promise<number> {
   if (!config.redisUrl) {
     throw new ConfigError('REDIS_URL', 'the worker takes jobs from Redis; set it, or run `styleclip start` for the all-in-one mode');
   }
-  const packs = new PackCatalog(config.packDir, config.packsDir);
+  const packs = new PackCatalog(config.packDir, config.packsDir, path.join(config.dataDir, 'mappers'));
   const metrics = new Metrics({ defaults: true });
   const store = RedisStore.connect(config.redisUrl, `${config.redisPrefix}:`);
   const redis = new RedisHealth({ log, metrics, boundMs: config.outageMs }).watch(store.connection);

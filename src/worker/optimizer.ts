@@ -2,18 +2,18 @@
 // supervised from Node. The worker stays the only queue consumer, so the job keeps every queue semantic; this
 // file only starts the process, reads its JSON lines, and stops it (SIGTERM, then SIGKILL) on cancel, on the
 // time budget or at shutdown. PyTorch is looked for once per process (`probeTorch`).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { formatNpy, parseNpy } from '../engine/npy.ts';
 import type { OptimizeInfo } from '../jobs/types.ts';
+import { crashMessage, refusalOf, startToolkit, TOOLKIT_SCRIPT, type StopReason, type ToolkitProcess } from './toolkit-process.ts';
 
 /** Whether a worker takes optimize jobs (STYLECLIP_OPTIMIZE): auto = when PyTorch is found, on = required, off = never. */
 export type OptimizeMode = 'auto' | 'on' | 'off';
 
-export const TOOLKIT_SCRIPT = fileURLToPath(new URL('../../scripts/toolkit.sh', import.meta.url));
+export { TOOLKIT_SCRIPT, type StopReason } from './toolkit-process.ts';
 
 export type TorchProbe = { ok: true; python: string; torch: string; cuda: boolean } | { ok: false; reason: string };
 
@@ -86,7 +86,6 @@ export interface OptimizeStep {
 /** The run's numbers: those of the caption (OptimizeInfo), and the image size. */
 export type OptimizeSummary = Omit<OptimizeInfo, 'method' | 'l2Lambda' | 'idLambda'> & { resolution: number };
 
-export type StopReason = 'cancelled' | 'budget' | 'shutdown';
 
 export type OptimizeOutcome =
   | { kind: 'done'; wplus: Float32Array; png: Buffer; summary: OptimizeSummary }
@@ -114,143 +113,94 @@ export interface OptimizeHooks {
 /** Steps between progress reports: about 20 reports a run. */
 export const reportEvery = (steps: number) => Math.max(1, Math.ceil(steps / 20));
 
-const live = new Set<ChildProcess>();
-let exitHook = false;
-
 /** Starts one optimization. The work folder (latent in, result out, previews) is removed when it ends. */
 export function startOptimization(req: OptimizeRequest, hooks: OptimizeHooks = {}): OptimizeRun {
-  let child: ChildProcess | undefined;
-  let stopped: StopReason | null = null;
-  let killTimer: NodeJS.Timeout | undefined;
-  const stop = (reason: StopReason) => {
-    if (stopped) return;
-    stopped = reason;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    killTimer = setTimeout(() => child?.kill('SIGKILL'), hooks.graceMs ?? 2000);
-    killTimer.unref();
-  };
-
-  const outcome = (async (): Promise<OptimizeOutcome> => {
-    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'styleclip-optimize-'));
-    try {
-      const args = [
-        TOOLKIT_SCRIPT, '-m', 'styleclip_toolkit', 'optimize',
-        '--pack', req.packDir, '--prompt', req.prompt,
-        '--steps', String(req.steps), '--l2-lambda', String(req.l2Lambda), '--id-lambda', String(req.idLambda),
-        '--device', req.device, '--progress-jsonl', '--log-every', String(reportEvery(req.steps)),
-        '--out', path.join(dir, 'w.npy'), '--image', path.join(dir, 'result.png'),
-        '--preview', path.join(dir, 'preview.png'), '--preview-size', String(req.previewSize ?? 128),
-      ];
-      if (req.latent) {
-        const { data, numWs, wDim } = req.latent;
-        await fs.writeFile(path.join(dir, 'start.npy'), formatNpy([1, numWs, wDim], data));
-        args.push('--latent', path.join(dir, 'start.npy'));
-      } else {
-        args.push('--seed', String(req.seed ?? 0), '--truncation', String(req.truncation ?? 1));
-      }
-      if (stopped) return { kind: 'stopped', reason: stopped, step: 0 };
-      child = spawn('bash', args, { env: hooks.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
-      live.add(child);
-      if (!exitHook) {
-        exitHook = true;
-        // A worker that exits (shutdown past its grace, a crash) takes its optimizations with it.
-        process.once('exit', () => live.forEach((c) => c.kill('SIGKILL')));
-      }
-      return await supervise(child, dir, req, hooks, () => stopped);
-    } finally {
-      if (killTimer) clearTimeout(killTimer);
-      if (child) live.delete(child);
-      await fs.rm(dir, { recursive: true, force: true }).catch(() => {});
+  let dir = '';
+  const prepared = (async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'styleclip-optimize-'));
+    const args = [
+      'optimize',
+      '--pack', req.packDir, '--prompt', req.prompt,
+      '--steps', String(req.steps), '--l2-lambda', String(req.l2Lambda), '--id-lambda', String(req.idLambda),
+      '--device', req.device, '--progress-jsonl', '--log-every', String(reportEvery(req.steps)),
+      '--out', path.join(dir, 'w.npy'), '--image', path.join(dir, 'result.png'),
+      '--preview', path.join(dir, 'preview.png'), '--preview-size', String(req.previewSize ?? 128),
+    ];
+    if (req.latent) {
+      const { data, numWs, wDim } = req.latent;
+      await fs.writeFile(path.join(dir, 'start.npy'), formatNpy([1, numWs, wDim], data));
+      args.push('--latent', path.join(dir, 'start.npy'));
+    } else {
+      args.push('--seed', String(req.seed ?? 0), '--truncation', String(req.truncation ?? 1));
     }
+    return args;
   })();
-  return {
-    outcome,
-    stop,
-    get pid() {
-      return child?.pid;
-    },
-  };
-}
-
-async function supervise(
-  child: ChildProcess,
-  dir: string,
-  req: OptimizeRequest,
-  hooks: OptimizeHooks,
-  stopped: () => StopReason | null,
-): Promise<OptimizeOutcome> {
-  let stderr = '';
-  let buffered = '';
   let lastStep = 0;
   let done: Record<string, unknown> | null = null;
   let started: { resolution: number; device: string } | null = null;
   const reads: Promise<void>[] = [];
-  child.stderr!.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
-  child.stdout!.on('data', (d: Buffer) => {
-    buffered += d.toString('utf8');
-    let nl: number;
-    while ((nl = buffered.indexOf('\n')) >= 0) {
-      const line = buffered.slice(0, nl).trim();
-      buffered = buffered.slice(nl + 1);
-      if (!line.startsWith('{')) continue;
-      let event: Record<string, unknown>;
-      try {
-        event = JSON.parse(line) as Record<string, unknown>;
-      } catch {
-        continue;
-      }
-      if (event.event === 'start') {
-        started = { resolution: Number(event.resolution), device: String(event.device) };
-        hooks.onStart?.(started);
-      } else if (event.event === 'step') {
-        lastStep = Number(event.step);
-        const step: OptimizeStep = { step: lastStep, steps: Number(event.steps), loss: Number(event.loss), clip: Number(event.clip) };
-        // Read now: the next step replaces the file.
-        const read = (typeof event.preview === 'string' ? fs.readFile(event.preview).catch(() => undefined) : Promise.resolve(undefined)).then(
-          (preview) => hooks.onStep?.({ ...step, ...(preview ? { preview } : {}) }),
-        );
-        reads.push(read);
-      } else if (event.event === 'done') {
-        done = event;
-      } else if (event.event === 'cancelled' && stopped()) {
-        // The loop has stopped and wrote nothing: no need to wait for PyTorch's slow interpreter teardown.
-        child.kill('SIGKILL');
-      }
+  let proc: ToolkitProcess;
+  const onEvent = (event: Record<string, unknown>): void | 'kill' => {
+    if (event.event === 'start') {
+      started = { resolution: Number(event.resolution), device: String(event.device) };
+      hooks.onStart?.(started);
+    } else if (event.event === 'step') {
+      lastStep = Number(event.step);
+      const step: OptimizeStep = { step: lastStep, steps: Number(event.steps), loss: Number(event.loss), clip: Number(event.clip) };
+      // Read now: the next step replaces the file.
+      const read = (typeof event.preview === 'string' ? fs.readFile(event.preview).catch(() => undefined) : Promise.resolve(undefined)).then(
+        (preview) => hooks.onStep?.({ ...step, ...(preview ? { preview } : {}) }),
+      );
+      reads.push(read);
+    } else if (event.event === 'done') {
+      done = event;
+    } else if (event.event === 'cancelled' && proc.stopped) {
+      // The loop has stopped and wrote nothing: no need to wait for PyTorch's slow interpreter teardown.
+      return 'kill';
     }
-  });
-  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => {
-    child.once('error', () => resolve([null, null]));
-    child.once('close', (c, s) => resolve([c, s]));
-  });
-  await Promise.all(reads);
-  const reason = stopped();
-  if (reason) return { kind: 'stopped', reason, step: lastStep };
-  const lastLine = stderr.trim().split('\n').pop() ?? '';
-  if (code === 0 && done) {
-    const d = done as Record<string, number>;
-    const npy = parseNpy(await fs.readFile(path.join(dir, 'w.npy')), 'optimized latent');
-    const png = await fs.readFile(path.join(dir, 'result.png'));
-    return {
-      kind: 'done',
-      wplus: npy.data as Float32Array,
-      png,
-      summary: {
-        steps: d.steps,
-        loss: d.loss,
-        clip: d.clip,
-        l2: d.l2,
-        id: d.id,
-        seconds: d.seconds,
-        stepsPerS: d.stepsPerS,
-        device: (started as { device: string } | null)?.device ?? req.device,
-        resolution: (started as { resolution: number } | null)?.resolution ?? 0,
-      },
-    };
-  }
-  if (code === 1 && lastLine && !/Traceback|Error:/.test(stderr.slice(0, stderr.lastIndexOf(lastLine)))) {
-    return { kind: 'refused', message: lastLine.replace(/^(styleclip[-_ ]toolkit:?|error:)\s*/i, '') };
-  }
-  const how = signal ? `killed by ${signal}` : `exit ${code}`;
-  return { kind: 'crashed', message: `the optimization process ended (${how})${lastLine ? `: ${lastLine}` : ''}` };
+  };
+  // The arguments are only known once the work folder exists: the process starts after `prepared`.
+  proc = startToolkit(prepared, { onEvent, env: hooks.env, graceMs: hooks.graceMs });
+  const outcome = (async (): Promise<OptimizeOutcome> => {
+    try {
+      const end = await proc.ended;
+      await Promise.all(reads);
+      if (end.kind === 'stopped') return { kind: 'stopped', reason: end.reason, step: 0 };
+      if (end.stopped) return { kind: 'stopped', reason: end.stopped, step: lastStep };
+      if (end.code === 0 && done) {
+        const d = done as Record<string, number>;
+        const npy = parseNpy(await fs.readFile(path.join(dir, 'w.npy')), 'optimized latent');
+        const png = await fs.readFile(path.join(dir, 'result.png'));
+        const s = started as { resolution: number; device: string } | null;
+        return {
+          kind: 'done',
+          wplus: npy.data as Float32Array,
+          png,
+          summary: {
+            steps: d.steps,
+            loss: d.loss,
+            clip: d.clip,
+            l2: d.l2,
+            id: d.id,
+            seconds: d.seconds,
+            stepsPerS: d.stepsPerS,
+            device: s?.device ?? req.device,
+            resolution: s?.resolution ?? 0,
+          },
+        };
+      }
+      const refusal = refusalOf(end.code, end.stderr);
+      if (refusal) return { kind: 'refused', message: refusal };
+      return { kind: 'crashed', message: crashMessage('optimization', end.code, end.signal, end.stderr) };
+    } finally {
+      if (dir) await fs.rm(dir, { recursive: true, force: true }).catch(() => {});
+    }
+  })();
+  return {
+    outcome,
+    stop: (reason) => proc.stop(reason),
+    get pid() {
+      return proc.pid;
+    },
+  };
 }

@@ -9,7 +9,7 @@ import { keys } from '../state/keys.ts';
 import { SettingsService } from '../state/settings.ts';
 import { CANCELLED_MESSAGE, PermanentJobError, PostponeJob, type ResultMeta } from '../jobs/types.ts';
 import type { PackCatalog } from '../engine/catalog.ts';
-import type { LatentState } from '../engine/types.ts';
+import type { EditSpec, LatentState, PackSummary } from '../engine/types.ts';
 import type { EditExecutor, ExecItem } from './executor.ts';
 import { Batcher } from './batcher.ts';
 import { dropUnusablePhoto, photoInput, storePhotoResult } from './photo-jobs.ts';
@@ -55,6 +55,13 @@ async function loadSource(store: Store, jobId: string): Promise<{ state: LatentS
   return { state: { wplus: f32(wplus), ...(delta ? { styleDelta: f32(delta) } : {}) }, meta };
 }
 
+/** A mapper edit with a server's own mapper (not in the pack) runs that server's graph: its absolute file goes in the spec. */
+export function withServerMapper(packs: PackCatalog, pack: PackSummary, scope: string, spec: EditSpec): EditSpec {
+  if (spec.method !== 'mapper') return spec;
+  const file = packs.serverMapperFile(pack, scope, spec.mapper ?? spec.prompt);
+  return file ? { ...spec, mapperFile: file } : spec;
+}
+
 export function startWorkerService(o: WorkerServiceOptions): WorkerService {
   const settings = new SettingsService(o.store, o.log);
 
@@ -86,7 +93,7 @@ export function startWorkerService(o: WorkerServiceOptions): WorkerService {
     if (!pack) throw new PermanentJobError('unknown_pack', `Model pack "${data.pack}" is not installed on this worker.`);
     const pickedAt = Date.now();
     if (data.spec.method === 'optimize') throw new PermanentJobError('wrong_lane', 'This worker takes no optimize jobs.');
-    const item: ExecItem = { packDir: pack.dir, spec: data.spec };
+    const item: ExecItem = { packDir: pack.dir, spec: withServerMapper(o.packs, pack, data.scope, data.spec) };
     let seed: number | undefined;
     let photoKey: string | undefined;
     if (data.source.kind === 'seed') item.seed = seed = data.source.seed;

@@ -248,6 +248,8 @@ describe('a worker process while Redis is away', () => {
       await redis.up(true);
       await until('a 200', async () => (await health()) === 200);
       const lines = (msg: string) => worker.output().split('\n').filter((l) => l.includes(`"msg":"${msg}`)).length;
+      // The child's log line can reach us after its /healthz already answers 200.
+      await until('the back line', () => lines('Redis is back') > 0);
       expect([lines('Redis is down'), lines('Redis is back'), lines('queue connection error')]).toEqual([1, 1, 0]);
     } finally {
       worker.kill('SIGKILL');

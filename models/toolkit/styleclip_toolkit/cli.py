@@ -2,12 +2,14 @@
 
 Each subcommand lives in a module exposing `add_arguments(parser)` and `run(args)`; only the chosen
 one is imported. A module that fails to import is a bug or a broken install: its traceback is shown.
-User errors (ToolkitError, missing files) print one line on stderr and exit 1; usage errors exit 2.
+User errors (ToolkitError, missing files, a full disk) print one line on stderr and exit 1; usage
+errors exit 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 
@@ -62,6 +64,12 @@ def main(argv: list | None = None) -> int:
         return 1
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as e:
         print(f"error: {e.strerror or e}: {e.filename}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f" while writing {e.filename}" if e.filename else ""
+        print(f"error: no space left on device{where}: free some space and run again", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

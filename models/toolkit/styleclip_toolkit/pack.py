@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import re
@@ -58,7 +57,7 @@ def read_or_new_pack_json(pack_dir) -> dict:
 def atomic_write(path, write) -> None:
     """write(tmp) into a temporary file beside `path`, then rename it over `path`, so readers see the
     old file or the whole new one, never a half-written one. The temporary file is removed on any
-    failure; a full disk (ENOSPC, EDQUOT) becomes a one-line ToolkitError."""
+    failure; an OSError names `path` (not the temporary file), for the CLI's one-line message."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -66,8 +65,8 @@ def atomic_write(path, write) -> None:
         write(tmp)
         os.replace(tmp, path)
     except OSError as e:
-        if e.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise ToolkitError(f"disk full while writing {path}: nothing was changed") from None
+        if e.errno is not None and e.filename in (None, str(tmp), tmp):
+            raise OSError(e.errno, e.strerror, str(path)) from e
         raise
     finally:
         if tmp.exists():

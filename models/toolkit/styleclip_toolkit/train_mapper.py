@@ -22,7 +22,15 @@ Checkpoints (every --checkpoint-every steps and on SIGTERM/SIGINT): <out>/mapper
 a plain .npz (no pickles): mapper weights, optimizer state, the step, the data order (generator
 state, the epoch's permutation, the position in it) and the settings as JSON. --resume continues
 from it; the result equals an uninterrupted run (bit-identical on CPU). A checkpoint from other
-settings or other pack files is refused. Removed after the mapper is written.
+settings or other pack files is refused. Removed after the mapper is written, and when a run
+without --resume starts (so a later --resume never continues an older run). A run whose parent
+process is gone (its supervisor was killed) or whose progress pipe is closed stops as on SIGTERM.
+
+Preview (--preview P.png): G(w) and G(w + 0.1·M(w)) side by side for the first training latent,
+at most --preview-size px a side each, at the first progress step, at progress steps at least
+--preview-every-s seconds after the last preview, and at the end. Rendering draws no random numbers
+(the generator's noise is fixed) and has no gradients: a run with previews trains exactly as one
+without.
 
 Output: --out is the pack itself, another pack with the same generator, or a mapper folder (no
 pack.json: its index is mappers.json, see models/README.md). The graph is written like converted
@@ -87,11 +95,20 @@ def add_arguments(parser):
     parser.add_argument("--checkpoint-every", type=int, default=1000,
                         help="write a checkpoint every K steps (0: only when cancelled)")
     parser.add_argument("--resume", action="store_true",
-                        help="continue from <out>/mappers/<slug>.train.npz when there is one (same settings needed)")
+                        help="continue from <out>/mappers/<slug>.train.npz when there is one (same settings needed); "
+                             "a run without --resume deletes that checkpoint before it starts")
     parser.add_argument("--out", required=True, help="where the mapper goes: the pack, another pack with the same "
                                                       "generator, or a mapper folder (mappers.json + mappers/)")
     add_run_arguments(parser, log_every=50, log_note="and at the last; official 50",
                       events="start, step, checkpoint, done, cancelled")
+    parser.add_argument("--preview", help="write a .png of the first training latent's image and its edit with the "
+                                          "current mapper, side by side: at the first progress step, then at a "
+                                          "progress step once --preview-every-s seconds passed, and at the end; "
+                                          "the step and done events name it")
+    parser.add_argument("--preview-every-s", type=float, default=120.0,
+                        help="least seconds between previews (default 120; 0: at every progress step)")
+    parser.add_argument("--preview-size", type=int, default=128, help="largest side of each preview image in px "
+                                                                      "(default 128, at least 8)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,6 +233,21 @@ class MapperTraining:
         self.optimizer.step()
         self.step += 1
         return {"step": self.step, "loss": loss.detach(), **{k: v.detach() for k, v in parts.items()}}
+
+    def preview_images(self, size: int) -> torch.Tensor:
+        """[2, 3, h, w] on the CPU, h = w <= size: G(w) and G(w + 0.1·M(w)) for w = latents[0], area-downscaled.
+        Changes nothing the training uses: no gradients, no random numbers, the mapper's mode restored."""
+        was_training = self.mapper.training
+        self.mapper.eval()
+        try:
+            with torch.no_grad():
+                w = self.batch(torch.zeros(1, dtype=torch.long))
+                images = self.gen(torch.cat([w, w + STEP_SCALE * self.mapper(w)])).float()
+        finally:
+            self.mapper.train(was_training)
+        if images.shape[-1] > size:
+            images = F.interpolate(images, size=(size, size), mode="area")
+        return images.cpu()
 
     def run(self, steps: int, on_step=None, stop=None) -> None:
         """Trains until `steps` steps are done (or stop() is true before a step)."""
@@ -453,25 +485,56 @@ def checkpoint_path(out_dir, slug: str) -> Path:
 
 
 class _Reporter:
-    """Progress as JSON lines on stdout (--progress-jsonl) or text on stderr."""
+    """Progress as JSON lines on stdout (--progress-jsonl) or text on stderr; previews (--preview)."""
 
-    def __init__(self, jsonl: bool, every: int, steps: int):
+    def __init__(self, jsonl: bool, every: int, steps: int, preview=None, preview_size=128, preview_every_s=120.0,
+                 clock=time.monotonic):
         self.jsonl, self.every, self.steps, self.last = jsonl, max(1, every), steps, None
+        self.preview, self.preview_size, self.preview_every_s, self.clock = preview, preview_size, preview_every_s, clock
+        self.render, self.preview_at = None, None  # render(size) -> images, set once the training is built
+        # Spawned by a supervisor (the Node worker): when it dies (SIGKILL), its children are not killed
+        # and its rerun resumes from the checkpoint elsewhere, so an orphan must stop.
+        self.parent, self.closed = os.getppid(), False
+
+    def orphaned(self) -> bool:
+        return self.closed or os.getppid() != self.parent
+
+    def _print(self, line, stream):
+        try:
+            print(line, file=stream, flush=True)
+        except BrokenPipeError:  # the reader (the supervisor) is gone: stop as orphaned, quietly
+            self.closed = True
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())  # later writes (and the exit's flush) must not fail
+            os.close(devnull)
 
     def emit(self, event, **fields):
         if self.jsonl:
-            print(json.dumps({"event": event, **fields}), flush=True)
+            self._print(json.dumps({"event": event, **fields}), sys.stdout)
 
     def text(self, line):
         if not self.jsonl:
-            print(line, file=sys.stderr, flush=True)
+            self._print(line, sys.stderr)
+
+    def write_preview(self) -> str:
+        """The preview PNG (2 images side by side), written atomically; its path."""
+        from styleclip_toolkit.image_io import png_bytes, to_uint8_strip
+        from styleclip_toolkit.pack import atomic_write
+
+        data = png_bytes(to_uint8_strip(self.render(self.preview_size).numpy()))
+        atomic_write(self.preview, lambda tmp: tmp.write_bytes(data))
+        self.preview_at = self.clock()
+        return str(self.preview)
 
     def __call__(self, record):
         self.last = record
         if record["step"] % self.every and record["step"] != self.steps:
             return
         values = {k: float(v) for k, v in record.items() if k != "step"}
-        self.emit("step", step=record["step"], steps=self.steps, **values)
+        extra = {}
+        if self.preview and (self.preview_at is None or self.clock() - self.preview_at >= self.preview_every_s):
+            extra["preview"] = self.write_preview()
+        self.emit("step", step=record["step"], steps=self.steps, **values, **extra)
         self.text(f"step {record['step']}/{self.steps}: loss {values['loss']:.5f} (clip {values['clip']:.5f}, "
                   f"l2 {values['l2']:.5f}, id {values['id']:.5f})")
 
@@ -494,6 +557,12 @@ def _check_args(args) -> None:
         raise ToolkitError("--checkpoint-every must be >= 0, --log-every and --dataset-size >= 1")
     if all(getattr(args, f"no_{level}") for level in LEVEL_NAMES):
         raise ToolkitError("--no-coarse, --no-medium and --no-fine together leave nothing to train")
+    if args.preview and Path(args.preview).suffix.lower() != ".png":
+        raise ToolkitError(f"--preview {args.preview}: previews are .png files")
+    if args.preview_size < 8:
+        raise ToolkitError(f"--preview-size must be >= 8, got {args.preview_size}")
+    if not args.preview_every_s >= 0:  # NaN too
+        raise ToolkitError(f"--preview-every-s must be >= 0, got {args.preview_every_s:g}")
 
 
 def run(args):
@@ -507,7 +576,8 @@ def run(args):
     levels = {level: not getattr(args, f"no_{level}") for level in LEVEL_NAMES}
     device = _device(args.device)
     ckpt = checkpoint_path(args.out, slug)
-    report = _Reporter(args.progress_jsonl, args.log_every, args.steps)
+    report = _Reporter(args.progress_jsonl, args.log_every, args.steps, args.preview, args.preview_size,
+                       args.preview_every_s)
     cancel = []
     handlers = {s: signal.signal(s, lambda signum, frame: cancel.append(signum)) for s in (signal.SIGTERM, signal.SIGINT)}
     start = time.perf_counter()
@@ -516,7 +586,10 @@ def run(args):
             tr = build(args.pack, prompt, levels, args.batch, args.clip_lambda, args.l2_lambda, args.id_lambda,
                        args.optimizer, args.lr, args.seed, args.latents, args.dataset_size, device)
             output_index(args.out, args.pack, tr.meta, tr.generator_hash)  # fail before training, not after
+            report.render = tr.preview_images
             resumed = args.resume and ckpt.is_file()
+            if not args.resume and ckpt.is_file():
+                ckpt.unlink()  # an older run's: a later --resume must continue this run or none
             if resumed:
                 resume(ckpt, tr)
                 if tr.step > args.steps:
@@ -539,7 +612,7 @@ def run(args):
                     saved_at = tr.step
                     report.emit("checkpoint", step=tr.step, path=str(ckpt))
 
-            tr.run(args.steps, on_step, stop=lambda: bool(cancel))
+            tr.run(args.steps, on_step, stop=lambda: bool(cancel) or report.orphaned())
             seconds = time.perf_counter() - begin
             if tr.step < args.steps:  # cancelled
                 if tr.step > saved_at:
@@ -547,6 +620,7 @@ def run(args):
                 report.emit("cancelled", step=tr.step, checkpoint=str(ckpt) if ckpt.is_file() else None)
                 report.text(f"cancelled at step {tr.step}" + (f"; --resume continues from {ckpt}" if ckpt.is_file() else ""))
                 raise KeyboardInterrupt
+            preview = report.write_preview() if args.preview else None
     finally:
         for s, h in handlers.items():
             signal.signal(s, h)
@@ -564,7 +638,8 @@ def run(args):
     summary = {"steps": args.steps, **last, "seconds": round(seconds, 3),
                "stepsPerS": round(done / seconds, 3) if seconds > 0 and done else None,
                "totalSeconds": round(time.perf_counter() - start, 3), "name": prompt, "slug": slug,
-               "out": str(Path(args.out) / entry["file"]), "index": str(index_path)}
+               "out": str(Path(args.out) / entry["file"]), "index": str(index_path),
+               **({"preview": preview} if preview else {})}
     if args.progress_jsonl:
         report.emit("done", **summary)
     else:

@@ -1,7 +1,9 @@
 """The CLI: every subcommand has --help; user errors are one line on stderr and exit 1."""
 
+import errno
 import subprocess
 import sys
+import types
 
 import pytest
 import torch
@@ -72,6 +74,27 @@ def test_mapper_into_a_pack_without_generator(capsys, tmp_path):
     torch.save({"state_dict": {}, "opts": {}}, tmp_path / "m.pt")
     err = _error_line(capsys, ["convert-mapper", "--checkpoint", str(tmp_path / "m.pt"), "--out", str(tmp_path)])
     assert "run convert-generator first" in err
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
+def test_a_full_disk_is_one_line_from_any_command(code, monkeypatch, capsys):
+    raised = []
+
+    def run(args):
+        raise raised.pop()
+
+    module = types.ModuleType("styleclip_toolkit.full_disk")
+    module.add_arguments, module.run = (lambda parser: None), run
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setitem(COMMANDS, "full-disk", ("full_disk", "raises what the test hands it"))
+    raised.append(OSError(code, "No space left on device", "/data/packs/ffhq/pack.json"))
+    assert _error_line(capsys, ["full-disk"]) == ("error: no space left on device while writing "
+                                                  "/data/packs/ffhq/pack.json: free some space and run again\n")
+    raised.append(OSError(code, "No space left on device"))  # a write() names no file
+    assert _error_line(capsys, ["full-disk"]) == "error: no space left on device: free some space and run again\n"
+    raised.append(OSError(errno.EIO, "Input/output error"))  # other OS errors are not user errors
+    with pytest.raises(OSError, match="Input/output error"):
+        main(["full-disk"])
 
 
 def test_usage_errors_exit_2(capsys):

@@ -12,6 +12,10 @@ import json
 import math
 import os
 import shutil
+import struct
+import subprocess
+import sys
+import zlib
 
 import numpy as np
 import pytest
@@ -23,10 +27,11 @@ from torch.optim import Optimizer
 from conftest import REPO, interrupt_at_first_step, one_line_error, SMALL_G, run_ort
 from styleclip_toolkit.bpe import SimpleTokenizer, tokenize
 from styleclip_toolkit.cli import main
+from styleclip_toolkit.image_io import to_uint8_strip
 from styleclip_toolkit.pack import onnx_initializers
 from styleclip_toolkit.ranger import Ranger
-from styleclip_toolkit.train_mapper import (STEP_SCALE, build, checkpoint_path, resume, sample_latents,
-                                            save_checkpoint)
+from styleclip_toolkit.train_mapper import (FOLDER_INDEX, STEP_SCALE, MapperTraining, build, checkpoint_path, resume,
+                                            sample_latents, save_checkpoint)
 from test_optimize import (PROMPT, OfficialClipLoss, OfficialIdLoss, fitted_slope, originals,  # noqa: F401 (fixtures)
                            pack)
 
@@ -406,22 +411,44 @@ def test_one_line_errors(tmp_path, capsys, small_pack):
 
 
 def test_disk_full_is_one_line_and_leaves_nothing_half_written(tmp_path, capsys, monkeypatch):
+    import pathlib
+
     import styleclip_toolkit.convert_mapper as convert_mapper
 
     folder = tmp_path / "m"
-    argv = ["train-mapper", "--pack", str(TINY), "--prompt", "curly hair", "--steps", "2", "--id-lambda", "0",
-            "--dataset-size", "2", "--checkpoint-every", "1", "--device", "cpu", "--progress-jsonl", "--out", str(folder)]
+    common = ["train-mapper", "--pack", str(TINY), "--id-lambda", "0", "--dataset-size", "2", "--device", "cpu",
+              "--progress-jsonl", "--out", str(folder)]
+    assert main([*common, "--prompt", "purple hair", "--steps", "1"]) == 0  # the folder already holds one mapper
+    capsys.readouterr()
+    index = (folder / "mappers.json").read_bytes()
+    argv = [*common, "--prompt", "curly hair", "--steps", "2", "--checkpoint-every", "1"]
 
-    def full(module, args, path, *rest, **kw):
+    def full_line(path):
+        return f"error: no space left on device while writing {path}: free some space and run again\n"
+
+    def full_graph(module, args, path, *rest, **kw):
         with open(path, "wb") as f:
             f.write(b"half")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(convert_mapper, "export_onnx", full)
-    err = one_line_error(capsys, argv)
-    assert "disk full while writing" in err and "curly_hair.onnx" in err
-    assert sorted(p.name for p in (folder / "mappers").iterdir()) == ["curly_hair.train.npz"]  # the last checkpoint
-    assert not (folder / "mappers.json").exists()
+    monkeypatch.setattr(convert_mapper, "export_onnx", full_graph)
+    assert one_line_error(capsys, argv) == full_line(folder / "mappers/curly_hair.onnx")
+    assert (folder / "mappers.json").read_bytes() == index
+    assert sorted(p.name for p in (folder / "mappers").iterdir()) == ["curly_hair.train.npz", "purple_hair.onnx"]  # the last checkpoint, no temporary file
+    monkeypatch.undo()
+
+    write_text = pathlib.Path.write_text
+
+    def full_index(self, text, *args, **kw):
+        if self.name != f".{FOLDER_INDEX}.tmp":
+            return write_text(self, text, *args, **kw)
+        write_text(self, text[:10])
+        raise OSError(errno.EDQUOT, "Disk quota exceeded")
+
+    monkeypatch.setattr(pathlib.Path, "write_text", full_index)
+    assert one_line_error(capsys, argv) == full_line(folder / FOLDER_INDEX)
+    assert (folder / "mappers.json").read_bytes() == index
+    assert not list(folder.glob(".*")) and not list((folder / "mappers").glob(".*"))
     monkeypatch.undo()
 
     def full_savez(f, **arrays):
@@ -430,8 +457,7 @@ def test_disk_full_is_one_line_and_leaves_nothing_half_written(tmp_path, capsys,
 
     monkeypatch.setattr(np, "savez", full_savez)
     shutil.rmtree(folder)
-    err = one_line_error(capsys, argv)
-    assert "disk full while writing" in err and "curly_hair.train.npz" in err
+    assert one_line_error(capsys, argv) == full_line(folder / "mappers/curly_hair.train.npz")
     assert not any(p.is_file() for p in folder.rglob("*"))
 
 
@@ -470,3 +496,148 @@ def test_index_updates_are_serialised_by_a_folder_lock(tmp_path):
         finally:
             os.close(fd)
     assert list((tmp_path / "mappers").iterdir()) == []  # no lock file left
+
+
+# ---------------------------------------------------------------------------------------------
+# Supervision: previews, a lost supervisor, a fresh start
+
+
+def orphan_after(monkeypatch, steps):
+    """os.getppid() names another parent once `steps` steps are done: the supervisor was SIGKILLed."""
+    real_ppid, real_step, done = os.getppid(), MapperTraining.train_step, []
+
+    def step(self):
+        done.append(1)
+        return real_step(self)
+
+    monkeypatch.setattr(MapperTraining, "train_step", step)
+    monkeypatch.setattr(os, "getppid", lambda: real_ppid if len(done) < steps else real_ppid + 1)
+
+
+def read_png(path) -> np.ndarray:
+    """uint8 [H, W, 3] of an image_io.png_bytes file (RGB, unfiltered rows)."""
+    data = path.read_bytes()
+    chunks, at = {}, 8
+    while at < len(data):
+        (size,), tag = struct.unpack(">I", data[at:at + 4]), data[at + 4:at + 8]
+        chunks[tag] = chunks.get(tag, b"") + data[at + 8:at + 8 + size]
+        at += 12 + size
+    w, h = struct.unpack(">II", chunks[b"IHDR"][:8])
+    rows = np.frombuffer(zlib.decompress(chunks[b"IDAT"]), np.uint8).reshape(h, 1 + 3 * w)
+    assert (rows[:, 0] == 0).all()
+    return rows[:, 1:].reshape(h, w, 3)
+
+
+def events_of(capsys):
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
+RUN = ["train-mapper", "--pack", str(TINY), "--prompt", "curly hair", "--id-lambda", "0.05", "--batch", "2",
+       "--seed", "3", "--dataset-size", "5", "--checkpoint-every", "0", "--log-every", "1", "--device", "cpu",
+       "--progress-jsonl"]
+
+
+def test_previews_leave_training_and_resume_bit_identical(tmp_path, capsys, monkeypatch):
+    preview = ["--preview-every-s", "0", "--preview-size", "16"]
+    plain, whole, parts = tmp_path / "plain", tmp_path / "whole", tmp_path / "parts"
+    assert main([*RUN, "--steps", "4", "--out", str(plain)]) == 0
+    assert all("preview" not in e for e in events_of(capsys))
+
+    assert main([*RUN, "--steps", "4", *preview, "--preview", str(tmp_path / "whole.png"), "--out", str(whole)]) == 0
+    events = events_of(capsys)
+    assert [e.get("preview") for e in events if e["event"] in ("step", "done")] == [str(tmp_path / "whole.png")] * 5
+
+    with monkeypatch.context() as m:
+        orphan_after(m, 2)
+        assert main([*RUN, "--steps", "4", *preview, "--preview", str(tmp_path / "parts.png"), "--out", str(parts)]) == 130
+    assert events_of(capsys)[-1] == {"event": "cancelled", "step": 2,
+                                     "checkpoint": str(checkpoint_path(parts, "curly_hair"))}
+    assert main([*RUN, "--steps", "4", *preview, "--preview", str(tmp_path / "parts.png"), "--resume",
+                 "--out", str(parts)]) == 0
+    assert events_of(capsys)[0]["step"] == 2
+
+    got = [onnx_initializers(d / "mappers/curly_hair.onnx") for d in (plain, whole, parts)]
+    assert all(g.keys() == got[0].keys() and all(np.array_equal(g[k], got[0][k]) for k in g) for g in got)
+
+    # the last preview: G(w) and G(w + 0.1·M(w)) of the first training latent, area-downscaled, side by side
+    tr = build(TINY, "curly hair", batch=2, seed=3, dataset_size=5, id_lambda=0.05)
+    tr.run(4)
+    with torch.no_grad():
+        w = tr.latents[:1, None].expand(1, tr.gen.n_latent, -1)
+        images = tr.gen(torch.cat([w, w + STEP_SCALE * tr.mapper(w)]))
+    want = to_uint8_strip(F.interpolate(images, size=(16, 16), mode="area").numpy())
+    for name in ("whole.png", "parts.png"):
+        png = read_png(tmp_path / name)
+        assert png.shape == (16, 32, 3)
+        np.testing.assert_array_equal(png, want)
+    assert not list(tmp_path.glob(".*"))  # no temporary preview left
+
+
+def test_previews_come_at_the_first_step_then_every_s(tmp_path, capsys):
+    from styleclip_toolkit.train_mapper import _Reporter
+
+    now = [0.0]
+    report = _Reporter(True, 2, 9, tmp_path / "p.png", 8, 120.0, clock=lambda: now[0])
+    report.render = lambda size: torch.zeros(2, 3, size, size)
+    for step, t in zip(range(1, 10), (0, 0, 50, 100, 119, 130, 140, 200, 260)):
+        now[0] = float(t)
+        report({"step": step, **{k: torch.zeros(()) for k in ("loss", "clip", "l2", "id")}})
+    steps = [(e["step"], "preview" in e) for e in events_of(capsys)]
+    # reported: every 2nd step and the last; previews at the first, then once 120 s passed since the last
+    assert steps == [(2, True), (4, False), (6, True), (8, False), (9, True)]
+    assert read_png(tmp_path / "p.png").shape == (8, 16, 3)
+
+
+def test_preview_option_errors(tmp_path, capsys):
+    base = [*RUN, "--steps", "1", "--out", str(tmp_path / "m")]
+    assert "previews are .png files" in one_line_error(capsys, base + ["--preview", str(tmp_path / "p.jpg")])
+    assert "--preview-size must be >= 8, got 7" in one_line_error(capsys, base + ["--preview-size", "7"])
+    assert "--preview-every-s must be >= 0, got -1" in one_line_error(capsys, base + ["--preview-every-s", "-1"])
+    assert not (tmp_path / "m").exists()
+
+
+def test_an_orphaned_run_checkpoints_and_stops_like_sigterm(tmp_path, capsys, monkeypatch):
+    folder = tmp_path / "m"
+    orphan_after(monkeypatch, 1)
+    assert main([*RUN, "--steps", "3", "--out", str(folder)]) == 130
+    out, err = capsys.readouterr()
+    ckpt = checkpoint_path(folder, "curly_hair")
+    assert json.loads(out.splitlines()[-1]) == {"event": "cancelled", "step": 1, "checkpoint": str(ckpt)}
+    assert err == "error: interrupted\n" and ckpt.is_file() and not (folder / "mappers.json").exists()
+
+
+def test_a_closed_progress_pipe_stops_the_run_like_sigterm(tmp_path):
+    """The supervisor's end of stdout closes when it is killed: the run checkpoints and stops."""
+    folder = tmp_path / "m"
+    proc = subprocess.Popen([sys.executable, "-m", "styleclip_toolkit", *RUN, "--steps", "100000", "--out", str(folder)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO / "models/toolkit")})
+    for line in proc.stdout:
+        if json.loads(line)["event"] == "step":
+            break
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 130 and err == "error: interrupted\n"
+    assert checkpoint_path(folder, "curly_hair").is_file() and not (folder / "mappers.json").exists()
+
+
+def test_a_fresh_run_deletes_an_older_runs_checkpoint(tmp_path, capsys, monkeypatch):
+    folder = tmp_path / "m"
+    ckpt = checkpoint_path(folder, "curly_hair")
+    older = build(TINY, "curly hair", batch=2, seed=3, dataset_size=5, id_lambda=0.05, lr=0.1)
+    older.run(1)
+    save_checkpoint(ckpt, older)
+    seen = []
+
+    def killed(self):  # the fresh run dies before its first step, with no checkpoint of its own
+        seen.append(ckpt.exists())
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(MapperTraining, "train_step", killed)
+    assert main([*RUN, "--steps", "2", "--out", str(folder)]) == 130
+    assert seen == [False]
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert main([*RUN, "--steps", "2", "--resume", "--out", str(folder)]) == 0  # starts over: not lr 0.1's run
+    start = events_of(capsys)[0]
+    assert start["resumed"] is False and start["step"] == 0

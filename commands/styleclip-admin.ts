@@ -1,10 +1,13 @@
 // /styleclip-admin — server settings: pack, method, strength bounds, threshold, blocked words, channels, limits,
-// spoiler.
-// Anyone may `show`; only admins (as the platform says) may change anything. Changes are audited.
+// spoiler; the server's own mappers: train one (a long job on a gradient worker), cancel it, list, remove.
+// Anyone may `show` and list mappers; only admins (as the platform says) may change anything. Changes are audited.
 import { refuse, type Command } from '../src/core/command.ts';
+import { LEVEL_CHOICES, planTraining } from '../src/core/plan-training.ts';
+import { isTraining } from '../src/jobs/types.ts';
 import type { PackSummary } from '../src/engine/types.ts';
 import { findMapper } from '../src/engine/pack.ts';
-import { applySetting, DEFAULT_SETTINGS, SETTING_KEYS, type ServerSettings, SettingsError } from '../src/state/settings.ts';
+import { applySetting, DEFAULT_SETTINGS, SETTING_KEYS, type ServerSettings, SettingsError, TRAIN_STEPS_LIMIT } from '../src/state/settings.ts';
+import { MAX_PROMPT } from './styleclip.ts';
 
 const keyChoices = SETTING_KEYS.map((k) => ({ name: k, value: k }));
 
@@ -26,6 +29,7 @@ function show(s: ServerSettings, pack: PackSummary): string {
     `optimize: ${s.optimize ? 'on' : 'off'}, up to ${s.optimizeStepsMax} steps, l2 ${s.optimizeL2}, id ${s.optimizeId}`,
     `limits per user: ${s.userRunning} running + ${s.userWaiting} waiting; per server: ${s.serverRunning} running + ${s.serverWaiting} waiting`,
     `spoiler: ${s.spoiler ? 'on (results are hidden until someone asks to see them)' : 'off'}`,
+    `mapper training: up to ${s.trainStepsMax} steps`,
   ].join('\n');
 }
 
@@ -70,6 +74,18 @@ const command: Command = {
       { name: 'log', description: 'Recent settings changes', options: [] },
       { name: 'mappers', description: "This server's own mappers for its pack", options: [] },
       {
+        name: 'train-mapper',
+        description: 'Train a mapper for a prompt on a GPU worker (minutes to hours); /styleclip then uses it here',
+        freeTextOption: 'prompt',
+        publicReply: true,
+        options: [
+          { name: 'prompt', description: 'The text the mapper follows, e.g. "pixie cut"', type: 'string', required: true, maxLength: MAX_PROMPT },
+          { name: 'steps', description: 'Training steps (default 10000, at most train-steps-max)', type: 'integer', min: 1, max: TRAIN_STEPS_LIMIT },
+          { name: 'levels', description: 'Which layers it edits: all (default), coarse+medium for shape, medium+fine for colour…', type: 'string', choices: LEVEL_CHOICES.map((l) => ({ name: l, value: l })) },
+        ],
+      },
+      { name: 'train-cancel', description: "Stop this server's mapper training", options: [] },
+      {
         name: 'mapper-remove',
         description: "Remove one of this server's own mappers",
         options: [{ name: 'name', description: 'Mapper name or slug', type: 'string', required: true, maxLength: 200 }],
@@ -77,7 +93,7 @@ const command: Command = {
     ],
   },
 
-  async run({ subcommand, options }, ctx, services) {
+  async run({ subcommand, options }, ctx, services, target) {
     if (ctx.serverId === null) return refuse('Settings are per server: run this in a server channel, not a DM.');
     const scope = services.scope(ctx);
     const { settings, pack } = await services.serverSettings(ctx);
@@ -124,6 +140,35 @@ const command: Command = {
           // The audit log records the count, not the words (they may be offensive).
           await services.settings.save(scope, { ...settings, blockedWords: [...blocked] }, by, `${subcommand} ${list.length} word(s)`);
           return { text: `${subcommand === 'block' ? 'Blocked' : 'Unblocked'} ${list.length} word(s); ${blocked.size} blocked in all.`, ephemeral: true };
+        }
+        case 'train-mapper': {
+          const plan = planTraining(settings, pack, {
+            prompt: String(options.prompt ?? ''),
+            steps: options.steps === undefined ? undefined : Number(options.steps),
+            levels: options.levels === undefined ? undefined : String(options.levels),
+          });
+          if ('refusal' in plan) return refuse(plan.refusal);
+          const reply = await services.submit({
+            jobId: services.jobId(ctx),
+            platform: ctx.platform,
+            scope,
+            requesterId: ctx.user.id,
+            target,
+            pack: pack.name,
+            spec: plan.spec,
+            source: { kind: 'seed', seed: 0 }, // the training faces: sampled from seed 0 (ψ 0.7), so a retrain is repeatable
+            submittedAt: Date.now(),
+          });
+          if (reply.job) await services.settings.save(scope, settings, by, `train mapper "${plan.spec.prompt}" (${plan.spec.steps} steps, job ${reply.job.id})`);
+          return reply; // public: the progress is posted where it was asked
+        }
+        case 'train-cancel': {
+          const training = (await services.inFlight()).find((j) => j.data.scope === scope && isTraining(j.data.spec));
+          if (!training) return refuse('No mapper training is running or waiting on this server.');
+          const outcome = await services.cancel(training.id);
+          await services.settings.save(scope, settings, by, `cancel mapper training "${training.data.spec.prompt}" (job ${training.id})`);
+          const what = `the training of "${training.data.spec.prompt}" (job ${training.id})`;
+          return { text: outcome === 'cancelling' ? `Stopping ${what}; nothing is saved.` : `Cancelled ${what}.`, ephemeral: true };
         }
         case 'mapper-remove': {
           const name = String(options.name ?? '').trim();
@@ -173,6 +218,7 @@ function defaultValue(key: string): string {
     'optimize-l2': d.optimizeL2,
     'optimize-id': d.optimizeId,
     spoiler: d.spoiler ? 'on' : 'off',
+    'train-steps-max': d.trainStepsMax,
   };
   return String(map[key]);
 }

@@ -45,6 +45,8 @@ export interface Config {
   optimize: OptimizeMode;
   /** OPTIMIZE_BUDGET_S: longest an optimize job may run on a worker. */
   optimizeBudgetS: number;
+  /** TRAIN_BUDGET_S: longest a mapper training may run on a worker. */
+  trainBudgetS: number;
 }
 
 export class ConfigError extends Error {
@@ -125,5 +127,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, root = process.
     slackBotToken: nonEmpty(env, 'SLACK_BOT_TOKEN'),
     optimize: optimize as OptimizeMode,
     optimizeBudgetS: int(env, 'OPTIMIZE_BUDGET_S', 600, 1, 24 * 3600),
+    trainBudgetS: int(env, 'TRAIN_BUDGET_S', 4 * 3600, 1, 7 * 24 * 3600),
   };
 }

@@ -1,5 +1,8 @@
 // Acceptance: the real discord.js client, the real bot core and the tiny pack's real ONNX engine,
 // against the protocol-level fake Discord (REST + gateway).
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import sharp from 'sharp';
 import { createApp, type App } from '../src/runtime/app.ts';
@@ -172,6 +175,41 @@ describe('Discord end to end (in-process queue)', () => {
       expect(discord.original(id)?.deleted).toBe(true);
     });
   });
+});
+
+describe('Discord end to end: an admin trains a mapper (real toolkit, in-process queue)', () => {
+  let discord: FakeDiscord;
+  let bot: App;
+  let adapter: AdapterHandle;
+  let dataDir: string;
+
+  beforeAll(async () => {
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'styleclip-discord-train-'));
+    discord = await new FakeDiscord().start();
+    bot = await createApp(testAppOptions({ packDir: tinyPackDir(), dataDir, optimize: 'on', logger: silentLogger, batchWindowMs: 2 }));
+    adapter = await startDiscordAdapter(bot, { DISCORD_TOKEN: discord.botToken, DISCORD_API_BASE: discord.apiBase }, adapterOptions);
+  }, 120_000);
+
+  afterAll(async () => {
+    await adapter?.close();
+    await bot?.close();
+    await discord?.close();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it("posts train-mapper in the channel, not privately (it outlives the 15-min token), with its result there; a refusal stays private", async () => {
+    const refused = command(discord, admin, 'styleclip-admin', { prompt: 'curly hair' }, { subcommand: 'train-mapper', permissions: Permission.ManageGuild });
+    expect(await ephemeralError(discord, refused)).toBe('Pack "tiny" already has a mapper for "curly hair"; /styleclip curly hair uses it.');
+
+    const id = command(discord, admin, 'styleclip-admin', { prompt: 'pixie cut', steps: 3 }, { subcommand: 'train-mapper', permissions: Permission.ManageGuild });
+    const done = await discord.waitFor(() => discord.original(id)?.content.startsWith('Trained mapper') && discord.original(id), 120_000, 'the trained mapper');
+    expect(done.flags & 64).toBe(0);
+    expect(done.content).toMatch(/^Trained mapper \*\*pixie cut\*\* for this server · 3 steps/);
+    expect(done.attachments.map((a) => a.filename)).toEqual([expect.stringMatching(/\.png$/)]);
+    const help = command(discord, bob, 'styleclip-help', {});
+    const text = await discord.waitFor(() => discord.original(help)?.content.includes('mappers:') && discord.original(help)!.content, 10_000, 'help');
+    expect(text).toContain("pixie cut (this server's)");
+  }, 180_000);
 });
 
 describe('Discord end to end (BullMQ on a slow Redis)', () => {

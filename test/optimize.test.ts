@@ -3,7 +3,7 @@
 // running the toolkit's PyTorch loop on the tiny pack: progress previews, a result, a worker SIGKILLed mid-run
 // (rerun, one reply), ❌ mid-run, and bad input (unknown pack, steps out of range, no PyTorch, a malicious
 // ArcFace pickle), each a one-line message with nothing lost.
-import { execFileSync, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,7 +13,6 @@ import { nudgedL2 } from '../src/core/plan-optimize.ts';
 import { describeSpec } from '../src/core/captions.ts';
 import { applySetting, DEFAULT_SETTINGS, type ServerSettings } from '../src/state/settings.ts';
 import { PackCatalog } from '../src/engine/catalog.ts';
-import type { PackSummary } from '../src/engine/types.ts';
 import { LaneQueue, laneOf } from '../src/jobs/lanes.ts';
 import { MemoryQueue } from '../src/jobs/memory-queue.ts';
 import type { EditJobData } from '../src/jobs/types.ts';
@@ -22,31 +21,17 @@ import { Metrics } from '../src/metrics.ts';
 import { startOptimizeLane } from '../src/worker/optimize-lane.ts';
 import { keys } from '../src/state/keys.ts';
 import { advertise, capableWorker } from '../src/state/capabilities.ts';
-import type { PlaygroundMessage } from '../src/adapters/playground/index.ts';
 import { startDiscordAdapter } from '../src/adapters/discord/index.ts';
 import type { ResultImage } from '../src/core/types.ts';
 import pino from 'pino';
 import { FakeDiscord } from './fakes/discord/fake-discord.ts';
 import { StubCore } from './fakes/discord/stub-core.ts';
-import { collectUpdates, ctxFor, dropPrefix, makeTestBot, spawnStyleclip, targetFor, tinyPackDir, uniquePrefix, waitExit } from './helpers/core-bot.ts';
+import { collectUpdates, ctxFor, makeTestBot, targetFor, tinyPackDir, packSummary, waitExit } from './helpers/core-bot.ts';
+import { api, childrenOf, Deployments, waitFor, waitGradientLane, type Proc } from './helpers/deployment.ts';
 
-const REDIS = 'redis://127.0.0.1:6379';
 const ROOT = path.resolve(import.meta.dirname, '..');
 
-const pack = (extra: Partial<PackSummary> = {}): PackSummary => ({
-  name: 'p',
-  dir: '/nowhere',
-  untrained: true,
-  resolution: 64,
-  wDim: 32,
-  numWs: 10,
-  styleChannels: 100,
-  convChannels: 80,
-  mappers: [],
-  identity: false,
-  defaults: { neutral: 'a face', targetTemplate: 'a face with {}', strength: 4, threshold: null },
-  ...extra,
-});
+const pack = packSummary;
 const settings = (patch: Partial<ServerSettings> = {}): ServerSettings => ({ ...DEFAULT_SETTINGS, ...patch });
 
 describe('planning an optimization', () => {
@@ -102,43 +87,54 @@ describe('planning an optimization', () => {
 });
 
 describe('lanes and capabilities', () => {
-  const job = (id: string, method: 'global' | 'optimize'): EditJobData => ({
+  const job = (id: string, method: 'global' | 'optimize' | 'train-mapper'): EditJobData => ({
     jobId: id,
     platform: 'playground',
     scope: 'playground:s',
     requesterId: 'u',
     target: { platform: 'playground', channelId: 'c' },
     pack: 'p',
-    spec: method === 'optimize' ? { method, prompt: 'x', steps: 1, l2Lambda: 0, idLambda: 0 } : { method, prompt: 'x', strength: 1 },
+    spec:
+      method === 'optimize'
+        ? { method, prompt: 'x', steps: 1, l2Lambda: 0, idLambda: 0 }
+        : method === 'train-mapper'
+          ? { method, prompt: 'x', steps: 1, levels: { coarse: true, medium: true, fine: true }, idLambda: 0 }
+          : { method, prompt: 'x', strength: 1 },
     source: { kind: 'seed', seed: 1 },
     submittedAt: 0,
   });
 
-  it('optimize jobs go to the gradient lane, which only its own processor takes; the bot sees both lanes as one queue', async () => {
-    const queue = new LaneQueue(new MemoryQueue(), new MemoryQueue());
+  it('optimize jobs go to the gradient lane, trainings to the training lane, each taken only by its own processor; the bot sees one queue', async () => {
+    const queue = new LaneQueue(() => new MemoryQueue());
     expect(laneOf(job('a', 'optimize'))).toBe('gradient');
+    expect(laneOf(job('a', 'train-mapper'))).toBe('training');
     await queue.add(job('e1', 'global'));
     await queue.add(job('g1', 'optimize'));
-    expect((await queue.inFlight()).map((j) => j.id)).toEqual(['e1', 'g1']);
+    await queue.add(job('t1', 'train-mapper'));
+    expect((await queue.inFlight()).map((j) => j.id)).toEqual(['e1', 'g1', 't1']);
     const seen: string[] = [];
     const edits = queue.process(async (j) => void seen.push(`edit:${j.id}`), 1);
     await new Promise((r) => setTimeout(r, 20));
-    expect(seen).toEqual(['edit:e1']); // the edit worker never touched g1
-    expect((await queue.inFlight()).map((j) => j.id)).toEqual(['g1']);
+    expect(seen).toEqual(['edit:e1']); // the edit worker never touched g1 or t1
+    expect((await queue.inFlight()).map((j) => j.id)).toEqual(['g1', 't1']);
     const gradients = queue.process(async (j) => void seen.push(`gradient:${j.id}`), 1, 'gradient');
     await new Promise((r) => setTimeout(r, 20));
-    expect(seen).toEqual(['edit:e1', 'gradient:g1']);
-    await edits.close();
-    await gradients.close();
+    expect(seen).toEqual(['edit:e1', 'gradient:g1']); // an optimization does not wait behind a training
+    const training = queue.process(async (j) => void seen.push(`training:${j.id}`), 1, 'training');
+    await new Promise((r) => setTimeout(r, 20));
+    expect(seen).toEqual(['edit:e1', 'gradient:g1', 'training:t1']);
+    await Promise.all([edits.close(), gradients.close(), training.close()]);
     await queue.close();
   });
 
   it("a job's status is found in whichever lane holds it (the watchdog does not take a gradient job for lost)", async () => {
-    const queue = new LaneQueue(new MemoryQueue(), new MemoryQueue());
+    const queue = new LaneQueue(() => new MemoryQueue());
     await queue.add(job('e1', 'global'));
     await queue.add(job('g1', 'optimize'));
+    await queue.add(job('t1', 'train-mapper'));
     expect(await queue.status('e1')).toEqual({ state: 'pending' });
     expect(await queue.status('g1')).toEqual({ state: 'pending' });
+    expect(await queue.status('t1')).toEqual({ state: 'pending' });
     expect(await queue.status('nope')).toEqual({ state: 'missing' });
     await queue.close();
   });
@@ -202,35 +198,10 @@ describe('lanes and capabilities', () => {
 
 // ---- End to end: playground (styleclip bot) + styleclip worker on Redis, the real toolkit on the tiny pack ----
 
-async function api(base: string, route: string, body?: unknown) {
-  const res = await fetch(base + route, body ? { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) } : {});
-  return { status: res.status, json: (await res.json()) as any };
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, ms = 120_000): Promise<T> {
-  const start = Date.now();
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() - start > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-type Proc = Awaited<ReturnType<typeof spawnStyleclip>>;
-
-/** The worker logs this once PyTorch was found and it takes optimize jobs. */
-const waitOptimizer = (worker: Proc) => waitFor('the optimize lane', async () => (/taking optimize jobs/.test(worker.output()) ? true : undefined));
-
-/** Processes whose parent is `pid` (the toolkit's python runs as the worker's child: bash execs it). */
-function childrenOf(pid: number): string[] {
-  const out = spawnSync('ps', ['-o', 'pid=,args=', '--ppid', String(pid)], { encoding: 'utf8' }).stdout;
-  return out.split('\n').filter((l) => l.includes('styleclip_toolkit'));
-}
+const waitOptimizer = (worker: Proc) => waitGradientLane(worker, 'optimize');
 
 describe('method:optimize end to end (playground, Redis, styleclip worker)', () => {
-  const children: ChildProcess[] = [];
-  const prefixes: string[] = [];
+  const deployments = new Deployments();
   let packsDir: string;
   let botPacksDir: string;
   beforeAll(() => {
@@ -239,40 +210,14 @@ describe('method:optimize end to end (playground, Redis, styleclip worker)', () 
     botPacksDir = fs.mkdtempSync(path.join(os.tmpdir(), 'styleclip-opt-botpacks-'));
     fs.cpSync(tinyPackDir(), path.join(botPacksDir, 'extra'), { recursive: true });
   });
-  afterEach(async () => {
-    for (const c of children.splice(0)) {
-      if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    }
-    for (const p of prefixes.splice(0)) await dropPrefix(REDIS, p);
-  });
+  afterEach(() => deployments.cleanup());
   afterAll(() => {
     fs.rmSync(packsDir, { recursive: true, force: true });
     fs.rmSync(botPacksDir, { recursive: true, force: true });
   });
 
-  async function deployment(label: string, workerEnv: Record<string, string> = {}) {
-    const prefix = uniquePrefix(label);
-    prefixes.push(prefix);
-    const env = { REDIS_URL: REDIS, STYLECLIP_REDIS_PREFIX: prefix, STYLECLIP_PACK: tinyPackDir(), WORKER_LOCK_MS: '2000' };
-    const bot = await spawnStyleclip('bot', { ...env, PLAYGROUND: '1', STYLECLIP_PACKS_DIR: botPacksDir });
-    children.push(bot);
-    const startWorker = async () => {
-      const w = await spawnStyleclip('worker', { ...env, STYLECLIP_PACKS_DIR: packsDir, ...workerEnv });
-      children.push(w);
-      return w;
-    };
-    const worker = await startWorker();
-    const messages = async () => (await api(bot.url, '/api/messages')).json.messages as PlaygroundMessage[];
-    const post = async (text: string, user = 'alice') => {
-      const posted = await api(bot.url, '/api/messages', { user, text });
-      expect(posted.status).toBe(200);
-      return waitFor(`the reply to ${text}`, async () => (await messages()).find((m) => m.replyTo === posted.json.id && m.status !== 'pending'));
-    };
-    const reply = (id: string, done: (m: PlaygroundMessage) => boolean, what = 'a state') =>
-      waitFor(`${what} of ${id}`, async () => (await messages()).find((m) => m.id === id && done(m)));
-    const isFinal = (m: PlaygroundMessage) => ['completed', 'failed', 'cancelled'].includes(m.status ?? '');
-    return { bot, worker, startWorker, messages, post, reply, isFinal };
-  }
+  const deployment = (label: string, workerEnv: Record<string, string> = {}) =>
+    deployments.start(label, { botEnv: { STYLECLIP_PACKS_DIR: botPacksDir }, workerEnv: { STYLECLIP_PACKS_DIR: packsDir, ...workerEnv } });
 
   it('shows progress with previews, delivers an image; ➕ re-runs it with a weaker pull; bad input is one line each', async () => {
     const d = await deployment('opt-e2e');
@@ -373,7 +318,7 @@ describe('method:optimize end to end (playground, Redis, styleclip worker)', () 
 
   it('a worker without PyTorch: it says why at start, the command says so at once, and edits still run', async () => {
     const d = await deployment('opt-notorch', { STYLECLIP_PYTHON: '/bin/false' });
-    await waitFor('the no-PyTorch note', async () => (/method:optimize is off on this worker: no PyTorch/.test(d.worker.output()) ? true : undefined));
+    await waitFor('the no-PyTorch note', async () => (/method:optimize and mapper training are off on this worker: no PyTorch/.test(d.worker.output()) ? true : undefined));
     const refused = await d.post('/styleclip purple hair method:optimize');
     expect(refused.status).toBe('error');
     expect(refused.text).toMatch(/^No worker that can run method:optimize is running now \(latent optimization needs PyTorch on a worker\)\./);

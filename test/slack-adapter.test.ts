@@ -10,6 +10,7 @@ import { FakeSlack, type FakeMessage } from './fakes/slack/server.ts';
 import { COMMANDS } from '../commands/index.ts';
 import type { App } from '../src/runtime/app.ts';
 import { makeTestBot } from './helpers/core-bot.ts';
+import { advertise } from '../src/state/capabilities.ts';
 import { ALICE, BOB, CHANNEL, FORM, SECRETS, slackSetup, slackSetupPerTest, strengthIn, type SlackSetup } from './fakes/slack/setup.ts';
 
 const setup = slackSetupPerTest(makeTestBot);
@@ -203,6 +204,22 @@ describe('slack adapter, Socket Mode', () => {
     expect(reply).toMatchObject({ response_type: 'ephemeral' });
     expect(String(reply.text)).toContain('strength must be a number');
     expect(slack.visibleMessages(CHANNEL)).toHaveLength(0);
+  });
+
+  it("an admin's train-mapper is posted in the channel, where its job is followed; its refusal is private", async () => {
+    const { slack, core, command, privateReply } = await setup('socket', { SLACK_ADMIN_USERS: ALICE });
+    const refused = await privateReply(await command(ALICE, 'train-mapper pixie cut', '/styleclip-admin'));
+    expect(refused).toMatchObject({ response_type: 'ephemeral' });
+    expect(String(refused.text)).toMatch(/^No worker that can train mappers is running now/);
+    expect(slack.visibleMessages(CHANNEL)).toHaveLength(0);
+    const ad = advertise(core.store, 'train-mapper', { worker: 'w', device: 'cuda', torch: 'test' });
+    try {
+      await command(ALICE, 'train-mapper pixie cut steps:5', '/styleclip-admin');
+      const posted = await slack.waitFor(() => slack.visibleMessages(CHANNEL).find((m) => /Queued mapper training \*pixie cut\* · 5 steps/.test(m.text)), 'the job message');
+      expect(await core.jobForMessage('slack', `${CHANNEL}:${posted.ts}`)).toMatch(/^slack-/);
+    } finally {
+      await ad.stop();
+    }
   });
 
   it('settings: workspace owners and SLACK_ADMIN_USERS may change them, others are refused', async () => {

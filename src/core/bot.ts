@@ -7,7 +7,7 @@ import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { PackCatalog } from '../engine/catalog.ts';
 import type { JobQueue } from '../jobs/queue.ts';
-import { isOptimize, type EditJobData, type JobSource, type Platform, type ResultMeta } from '../jobs/types.ts';
+import { isOptimize, isTraining, type EditJobData, type JobSource, type Platform, type ResultMeta } from '../jobs/types.ts';
 import { getJSON, isRedisDown, type Store } from '../state/store.ts';
 import type { RedisHealth } from '../state/redis-health.ts';
 import { keys } from '../state/keys.ts';
@@ -311,6 +311,8 @@ export class Bot implements BotCore {
   private async presentation(jobId: string): Promise<Pick<JobUpdate, 'actions' | 'spoiler'>> {
     const data = await getJSON<EditJobData>(this.store, keys.job(jobId)).catch(() => null);
     if (!data) return { actions: ['cancel'] };
+    // A trained mapper is used with /styleclip and removed with mapper-remove: nothing to do on its message.
+    if (isTraining(data.spec)) return { actions: [] };
     const optimized = isOptimize(data.spec);
     // ↩'s own result is the original: nothing to nudge or go back to. An optimization always moved the face.
     const edited = isOptimize(data.spec) || data.spec.strength !== 0;
@@ -332,6 +334,7 @@ export class Bot implements BotCore {
    */
   private async followUp(data: EditJobData, action: FollowUp, settings: ServerSettings, hash: string): Promise<{ request: EditRequest; source: JobSource } | CommandReply> {
     const spec = data.spec;
+    if (isTraining(spec)) return refuse(`Nudges do not apply to a mapper training; try the mapper with /styleclip ${spec.prompt}.`);
     if (action === 'original' && isOptimize(spec)) {
       return refuse('↩ does not apply to method:optimize results (an optimization has no strength 0); run /styleclip with the same seed to see the face before the edit.');
     }

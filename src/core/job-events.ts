@@ -4,10 +4,11 @@
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { JobQueue } from '../jobs/queue.ts';
-import { isFinal, OPTIMIZE_START_PROGRESS, type EditJobData, type Platform, type QueueEvent, type ResultMeta } from '../jobs/types.ts';
+import { isFinal, isTraining, OPTIMIZE_START_PROGRESS, type EditJobData, type Platform, type QueueEvent, type ResultMeta, type StepProgress } from '../jobs/types.ts';
+import { laneOf } from '../jobs/lanes.ts';
 import { getJSON, isRedisDown, type Store } from '../state/store.ts';
 import { keys } from '../state/keys.ts';
-import { describeResult, describeSpec } from './captions.ts';
+import { describeProgress, describeResult, describeSpec } from './captions.ts';
 import type { JobUpdate } from './types.ts';
 
 export type UpdateListener = (update: JobUpdate) => void | Promise<void>;
@@ -155,16 +156,18 @@ export class JobEvents {
   /** Handles a job's event with the job's data at hand (the watchdog's way in, when the record may be gone). */
   async settle(data: EditJobData, event: Exclude<QueueEvent, { type: 'active' }>): Promise<void> {
     if (event.type === 'progress') {
-      // An optimize job's worker stores a preview image before each progress report past the start.
-      const preview = data.spec.method === 'optimize' && event.progress > OPTIMIZE_START_PROGRESS;
-      await this.deliver(data, { status: 'running', progress: event.progress, text: `Running ${describeSpec(data.spec)}… ${event.progress}%`, ...(preview ? { preview } : {}) });
+      // A gradient job's worker stores its step (and maybe a new preview) before each report past the start.
+      const stepped = laneOf(data) !== 'edit' && event.progress > OPTIMIZE_START_PROGRESS;
+      const step = stepped ? await getJSON<StepProgress>(this.o.store, keys.progress(data.jobId)).catch(() => null) : null;
+      const text = describeProgress(data.spec, event.progress, step);
+      await this.deliver(data, { status: 'running', progress: event.progress, text, ...(step?.preview ? { preview: true } : {}) });
     } else if (event.type === 'completed') {
       await this.onCompleted(data);
     } else {
       const cancelled = !!(await this.o.store.get(keys.cancel(event.jobId)));
       const delivered = cancelled
         ? await this.deliver(data, { status: 'cancelled', text: 'Cancelled.' })
-        : await this.deliver(data, { status: 'failed', text: `Edit failed: ${event.reason}` });
+        : await this.deliver(data, { status: 'failed', text: `${isTraining(data.spec) ? 'Training' : 'Edit'} failed: ${event.reason}` });
       if (delivered) this.count(data, cancelled ? 'cancelled' : 'failed');
     }
   }

@@ -100,7 +100,7 @@ export function parseInput(def: CommandDefinition, input: CommandInput): Command
     }
   }
   if (words.length) {
-    const free = subcommand === undefined ? def.freeTextOption : undefined;
+    const free = subcommand === undefined ? def.freeTextOption : def.subcommands?.find((c) => c.name === subcommand)?.freeTextOption;
     if (free) {
       const option = options.find((o) => o.name === free)!;
       if (values[free] !== undefined) throw new CommandRefusal(`Option ${free} is given twice.`);

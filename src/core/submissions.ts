@@ -2,8 +2,8 @@
 // idempotent job ids, fair priority, the queue position in the reply; cancelling and deleting results.
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
-import type { JobQueue } from '../jobs/queue.ts';
-import type { EditJobData, ResultMeta } from '../jobs/types.ts';
+import type { InFlightJob, JobQueue } from '../jobs/queue.ts';
+import { isOptimize, isTraining, type EditJobData, type ResultMeta } from '../jobs/types.ts';
 import { laneOf } from '../jobs/lanes.ts';
 import { deletePhoto } from '../state/photos.ts';
 import { getJSON, isRedisDown, setJSON, type Store } from '../state/store.ts';
@@ -23,6 +23,8 @@ export const RESTARTING = 'The bot is restarting; please try again in a minute.'
 export const NO_OPTIMIZER =
   'No worker that can run method:optimize is running now (latent optimization needs PyTorch on a worker). ' +
   'Use method:global or method:mapper, or ask the operator to start a gradient worker (docs/operations.md).';
+export const NO_TRAINER =
+  'No worker that can train mappers is running now (training needs PyTorch on a worker); ask the operator to start a gradient worker (docs/operations.md).';
 export const LOST_IN_RESTART = 'Edit failed: the bot restarted before this job ran; please run it again.';
 
 export type CancelOutcome = 'cancelled' | 'cancelling' | 'finished';
@@ -55,6 +57,16 @@ function capRefusal(s: ServerSettings, userJobs: number, serverJobs: number): { 
   // A running limit of 0 pauses edits: a job accepted now would wait until an admin raises it.
   const paused = s.serverRunning === 0 ? 'server-running' : s.userRunning === 0 ? 'user-running' : null;
   return paused ? { reason: 'paused', text: `Edits are paused on this server (an admin set ${paused} to 0).` } : null;
+}
+
+/** One training per server at a time. */
+function trainingRefusal(training: InFlightJob[]): { reason: string; text: string } | null {
+  if (!training.length) return null;
+  const { jobId, spec } = training[0].data;
+  return {
+    reason: 'training_running',
+    text: `This server is already training a mapper ("${spec.prompt}", job ${jobId}); wait for it to finish, or stop it with /styleclip-admin train-cancel.`,
+  };
 }
 
 export class Submissions {
@@ -127,17 +139,22 @@ export class Submissions {
       return { text: `Already queued as job ${data.jobId}.`, job: { id: data.jobId, position } };
     }
     // Gradient jobs only run on workers with PyTorch: with none alive, say so now rather than queue a job that waits.
-    if (data.spec.method === 'optimize' && !(await capableWorker(store, 'optimize'))) {
-      metrics.refusals.inc({ reason: 'no_optimizer' });
-      return refuse(NO_OPTIMIZER);
+    const spec = data.spec;
+    if ((isOptimize(spec) || isTraining(spec)) && !(await capableWorker(store, spec.method))) {
+      metrics.refusals.inc({ reason: 'no_gradient_worker' });
+      return refuse(isTraining(spec) ? NO_TRAINER : NO_OPTIMIZER);
     }
-    const mine = inFlight.filter((j) => j.data.platform === data.platform && j.data.requesterId === data.requesterId);
-    const refusal = capRefusal(s, mine.length, inFlight.filter((j) => j.data.scope === data.scope).length);
+    // A training is an admin's, limited to one per server, and outside the edit caps (it would hold a slot for hours).
+    const edits = inFlight.filter((j) => !isTraining(j.data.spec));
+    const mine = edits.filter((j) => j.data.platform === data.platform && j.data.requesterId === data.requesterId);
+    const refusal = isTraining(spec)
+      ? trainingRefusal(inFlight.filter((j) => isTraining(j.data.spec) && j.data.scope === data.scope))
+      : capRefusal(s, mine.length, edits.filter((j) => j.data.scope === data.scope).length);
     if (refusal) {
       metrics.refusals.inc({ reason: refusal.reason });
       return refuse(refusal.text);
     }
-    data = { ...data, priority: mine.length + 1 };
+    data = { ...data, priority: isTraining(spec) ? 1 : mine.length + 1 };
     await setJSON(store, keys.job(data.jobId), data, this.o.resultTtlS);
     try {
       await queue.add(data);

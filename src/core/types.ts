@@ -62,12 +62,27 @@ export interface CommandOption {
   autocomplete?: boolean;
 }
 
+export interface SubcommandDefinition {
+  name: string;
+  description: string;
+  options: CommandOption[];
+  /** The option that takes the rest of a free-text line, as CommandDefinition's. */
+  freeTextOption?: string;
+  /** Its reply is posted in the channel, where its job's progress and result follow (an admin's long job). */
+  publicReply?: boolean;
+}
+
+/** Whether `subcommand` of `def` posts its reply in the channel, even in a command whose replies are private. */
+export function repliesPublicly(def: CommandDefinition, subcommand: string | undefined): boolean {
+  return !!def.subcommands?.find((s) => s.name === subcommand)?.publicReply;
+}
+
 export interface CommandDefinition {
   /** e.g. "styleclip", "styleclip-admin". */
   name: string;
   description: string;
   /** Sub-commands, for admin-style commands (Discord subcommands); leaf commands use `options`. */
-  subcommands?: { name: string; description: string; options: CommandOption[] }[];
+  subcommands?: SubcommandDefinition[];
   options: CommandOption[];
   /** Requires admin rights (Discord: default_member_permissions = ManageGuild; re-checked by the core). */
   adminOnly?: boolean;

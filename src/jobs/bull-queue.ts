@@ -2,11 +2,16 @@
 import { DelayedError, Queue, QueueEvents, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { InFlightJob, JobHandler, JobQueue, ProcessorHandle, QueueTuning } from './queue.ts';
 import { defaultTuning, settlesWithin } from './queue.ts';
+import type { Lane } from './lanes.ts';
 import { PermanentJobError, PostponeJob, type EditJobData, type QueueEvent } from './types.ts';
 
 export const QUEUE_NAME = 'styleclip-edits';
-/** Gradient jobs (latent optimization): only workers with PyTorch take from this queue (lanes.ts). */
-export const GRADIENT_QUEUE_NAME = 'styleclip-gradients';
+/** Each lane's BullMQ queue (lanes.ts): only workers with PyTorch take from the gradient and training ones. */
+export const LANE_QUEUE_NAMES: Record<Lane, string> = {
+  edit: QUEUE_NAME,
+  gradient: 'styleclip-gradients',
+  training: 'styleclip-training',
+};
 
 /**
  * Reconnect attempts at most once a second. BullMQ's own backoff grows to 20 s, so after an outage of a few

@@ -1,27 +1,34 @@
-// Two lanes over one JobQueue contract: fast edits (onnxruntime) and gradient jobs (latent optimization on
-// PyTorch), each its own queue (with Redis, its own BullMQ queue name). A worker takes the gradient lane only
-// when it can run it, so no other worker ever picks up, bounces or fails a gradient job; both lanes keep every
-// queue semantic (idempotent ids, priorities, retries, stalled-job recovery, delayed postponement), and the
-// bot sees them as one queue (caps, positions, cancel count jobs of both).
+// Three lanes over one JobQueue contract: fast edits (onnxruntime), latent optimizations (minutes on PyTorch)
+// and mapper trainings (an hour or more on PyTorch), each its own queue (with Redis, its own BullMQ queue name).
+// A worker takes a gradient lane only when it can run it, so no other worker ever picks up, bounces or fails
+// such a job; an optimization never waits behind a training. Every lane keeps every queue semantic (idempotent
+// ids, priorities, retries, stalled-job recovery, delayed postponement), and the bot sees them as one queue
+// (caps, positions, cancel count jobs of all).
 import type { InFlightJob, JobHandler, JobQueue, ProcessorHandle } from './queue.ts';
 import type { EditJobData, QueueEvent } from './types.ts';
 
-export type Lane = 'edit' | 'gradient';
+export const LANES = ['edit', 'gradient', 'training'] as const;
+export type Lane = (typeof LANES)[number];
 
-export const laneOf = (data: EditJobData): Lane => (data.spec.method === 'optimize' ? 'gradient' : 'edit');
+export function laneOf(data: EditJobData): Lane {
+  const method = data.spec.method;
+  return method === 'optimize' ? 'gradient' : method === 'train-mapper' ? 'training' : 'edit';
+}
 
 export class LaneQueue implements JobQueue {
   readonly durable: boolean;
+  readonly lanes: Record<Lane, JobQueue>;
+  private readonly all: JobQueue[];
 
-  constructor(
-    readonly edits: JobQueue,
-    readonly gradients: JobQueue,
-  ) {
-    this.durable = edits.durable && gradients.durable;
+  /** `make` builds each lane's queue (a BullQueue with the lane's name, or an in-process queue). */
+  constructor(make: (lane: Lane) => JobQueue) {
+    this.lanes = Object.fromEntries(LANES.map((l) => [l, make(l)])) as Record<Lane, JobQueue>;
+    this.all = Object.values(this.lanes);
+    this.durable = this.all.every((q) => q.durable);
   }
 
   private lane(lane: Lane): JobQueue {
-    return lane === 'gradient' ? this.gradients : this.edits;
+    return this.lanes[lane];
   }
 
   add(data: EditJobData): Promise<void> {
@@ -29,27 +36,26 @@ export class LaneQueue implements JobQueue {
   }
 
   async inFlight(): Promise<InFlightJob[]> {
-    const [a, b] = await Promise.all([this.edits.inFlight(), this.gradients.inFlight()]);
-    return [...a, ...b];
+    return (await Promise.all(this.all.map((q) => q.inFlight()))).flat();
   }
 
   async running(): Promise<InFlightJob[]> {
-    const [a, b] = await Promise.all([this.edits.running(), this.gradients.running()]);
-    return [...a, ...b];
+    return (await Promise.all(this.all.map((q) => q.running()))).flat();
   }
 
-  /** Where a job is in whichever lane knows it (the watchdog asks by id: a job on the gradient lane is not lost). */
+  /** Where a job is in whichever lane knows it (the watchdog asks by id: a job on a gradient lane is not lost). */
   async status(jobId: string): ReturnType<JobQueue['status']> {
-    const [edit, gradient] = await Promise.all([this.edits.status(jobId), this.gradients.status(jobId)]);
-    return edit.state !== 'missing' ? edit : gradient;
+    const found = await Promise.all(this.all.map((q) => q.status(jobId)));
+    return found.find((s) => s.state !== 'missing') ?? found[0];
   }
 
   async removeWaiting(jobId: string): Promise<boolean> {
-    return (await this.edits.removeWaiting(jobId)) || (await this.gradients.removeWaiting(jobId));
+    for (const q of this.all) if (await q.removeWaiting(jobId)) return true;
+    return false;
   }
 
   onEvent(listener: (event: QueueEvent) => void): () => void {
-    const offs = [this.edits.onEvent(listener), this.gradients.onEvent(listener)];
+    const offs = this.all.map((q) => q.onEvent(listener));
     return () => offs.forEach((off) => off());
   }
 
@@ -59,20 +65,19 @@ export class LaneQueue implements JobQueue {
   }
 
   async ready(): Promise<void> {
-    await Promise.all([this.edits.ready(), this.gradients.ready()]);
+    await Promise.all(this.all.map((q) => q.ready()));
   }
 
   async close(options?: { timeoutMs?: number }): Promise<void> {
-    await Promise.all([this.edits.close(options), this.gradients.close(options)]);
+    await Promise.all(this.all.map((q) => q.close(options)));
   }
 
   disconnect(): void {
-    this.edits.disconnect();
-    this.gradients.disconnect();
+    this.all.forEach((q) => q.disconnect());
   }
 }
 
-/** Whether `queue` has a gradient lane a worker can take jobs from. */
-export function gradientLane(queue: JobQueue): JobQueue | null {
-  return queue instanceof LaneQueue ? queue.gradients : null;
+/** `queue`'s lane a worker can take jobs of that kind from (none on a queue without lanes). */
+export function laneQueue(queue: JobQueue, lane: Exclude<Lane, 'edit'>): JobQueue | null {
+  return queue instanceof LaneQueue ? queue.lanes[lane] : null;
 }

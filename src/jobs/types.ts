@@ -35,8 +35,29 @@ export interface OptimizeSpec {
   idLambda: number;
 }
 
+/** Which W+ rows a trained mapper edits (the official coach's --no_coarse/medium/fine_mapper). */
+export interface MapperLevels {
+  coarse: boolean;
+  medium: boolean;
+  fine: boolean;
+}
+
+/**
+ * Training a latent mapper for one server (an admin's `/styleclip-admin train-mapper`): the official coach on
+ * PyTorch, on the training lane. The mapper goes into the server's own mapper folder, beside the pack.
+ */
+export interface TrainMapperSpec {
+  method: 'train-mapper';
+  /** Used raw, as the official coach (no templates); also the mapper's name. */
+  prompt: string;
+  steps: number;
+  levels: MapperLevels;
+  /** Weight of the ArcFace ID loss: the official 0.1, or 0 when the pack has no ArcFace weights. */
+  idLambda: number;
+}
+
 /** What a job asks a worker to do. */
-export type JobSpec = EditSpec | OptimizeSpec;
+export type JobSpec = EditSpec | OptimizeSpec | TrainMapperSpec;
 
 /**
  * An optimize job reports this progress when its PyTorch process has started; every later report comes after
@@ -45,6 +66,7 @@ export type JobSpec = EditSpec | OptimizeSpec;
 export const OPTIMIZE_START_PROGRESS = 5;
 
 export const isOptimize = (spec: JobSpec): spec is OptimizeSpec => spec.method === 'optimize';
+export const isTraining = (spec: JobSpec): spec is TrainMapperSpec => spec.method === 'train-mapper';
 
 /** Optimization runs on W+ from a seed or a stored result; a photo is inverted by an edit first. */
 export const PHOTO_NOT_OPTIMIZED =
@@ -64,6 +86,34 @@ export interface OptimizeInfo {
   seconds: number;
   stepsPerS: number;
   device: string;
+}
+
+/** What a mapper training did, for the caption. */
+export interface TrainInfo {
+  method: 'train-mapper';
+  /** The mapper's name and slug (now in the server's mappers). */
+  name: string;
+  slug: string;
+  steps: number;
+  /** The step a rerun continued from (a worker stopped or died before); 0 when it ran in one go. */
+  resumedAt: number;
+  idLambda: number;
+  /** Losses at the last step. */
+  loss: number;
+  clip: number;
+  seconds: number;
+  stepsPerS: number | null;
+  device: string;
+}
+
+/** How far a running gradient job is, for its progress message (keys.progress; the percent goes through the queue). */
+export interface StepProgress {
+  step: number;
+  steps: number;
+  loss: number;
+  clip: number;
+  /** This report came with a new preview image (keys.preview). */
+  preview?: true;
 }
 
 /**
@@ -120,7 +170,7 @@ export interface ResultMeta {
   pack: string;
   untrained: boolean;
   resolution: number;
-  info: EditInfo | OptimizeInfo;
+  info: EditInfo | OptimizeInfo | TrainInfo;
   source: JobSource;
   /** Seed of the face the edit started from (inherited through follow-up edits). */
   seed?: number;

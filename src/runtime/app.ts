@@ -4,7 +4,7 @@ import path from 'node:path';
 import { COMMANDS } from '../../commands/index.ts';
 import { Bot } from '../core/bot.ts';
 import { PackCatalog } from '../engine/catalog.ts';
-import { BullQueue, GRADIENT_QUEUE_NAME, isLostJobError } from '../jobs/bull-queue.ts';
+import { BullQueue, isLostJobError, LANE_QUEUE_NAMES } from '../jobs/bull-queue.ts';
 import { LaneQueue } from '../jobs/lanes.ts';
 import { MemoryQueue } from '../jobs/memory-queue.ts';
 import { defaultTuning, type JobQueue, type QueueTuning } from '../jobs/queue.ts';
@@ -20,7 +20,7 @@ import type { Config } from '../config.ts';
 
 export interface AppOptions
   extends Pick<Config, 'packDir' | 'packsDir' | 'redisUrl' | 'resultTtlS' | 'device' | 'batchSize' | 'batchWindowMs' | 'outageMs' | 'watchdogMs'>,
-    Partial<Pick<Config, 'optimize' | 'optimizeBudgetS' | 'dataDir'>> {
+    Partial<Pick<Config, 'optimize' | 'optimizeBudgetS' | 'trainBudgetS' | 'dataDir'>> {
   /** Redis key prefix for the store and BullMQ (STYLECLIP_REDIS_PREFIX); tests use a unique one. */
   prefix: string;
   /** Run a worker in this process (engine in a worker thread). Always, without Redis. */
@@ -112,10 +112,10 @@ export async function createApp(o: AppOptions): Promise<App> {
   const store: Store = redisStore ?? new MemoryStore();
   const health = redisStore ? new RedisHealth({ log, metrics, boundMs: o.outageMs }).watch(redisStore.connection) : null;
   const onError = queueErrorLogger(log);
-  // Two lanes: fast edits, and gradient jobs (optimize) that only workers with PyTorch take (src/jobs/lanes.ts).
-  const lane = (name?: string): JobQueue =>
-    o.redisUrl ? new BullQueue({ redisUrl: o.redisUrl, prefix: o.prefix, tuning: o.tuning, onError, ...(name ? { name } : {}) }) : new MemoryQueue(o.tuning);
-  const queue: JobQueue = new LaneQueue(lane(), lane(GRADIENT_QUEUE_NAME));
+  // Three lanes: fast edits, and gradient jobs (optimize, mapper training) that only workers with PyTorch take (src/jobs/lanes.ts).
+  const queue: JobQueue = new LaneQueue((lane) =>
+    o.redisUrl ? new BullQueue({ redisUrl: o.redisUrl, prefix: o.prefix, tuning: o.tuning, onError, name: LANE_QUEUE_NAMES[lane] }) : new MemoryQueue(o.tuning),
+  );
   let worker: WorkerService | null = null;
   try {
     await Promise.all([queue.ready(), store.ready()]);

@@ -14,7 +14,7 @@ import { PackCatalog } from '../engine/catalog.ts';
 import { createPlayground } from '../adapters/playground/index.ts';
 import { startOpsServer } from './http.ts';
 import { appOptions, createApp, queueErrorLogger, queueTuning } from './app.ts';
-import { BullQueue, GRADIENT_QUEUE_NAME } from '../jobs/bull-queue.ts';
+import { BullQueue, LANE_QUEUE_NAMES } from '../jobs/bull-queue.ts';
 import { LaneQueue } from '../jobs/lanes.ts';
 import { settlesWithin } from '../jobs/queue.ts';
 import { RedisStore } from '../state/redis-store.ts';
@@ -183,17 +183,18 @@ export async function runWorker(argv: string[]): Promise<number> {
   const metrics = new Metrics({ defaults: true });
   const store = RedisStore.connect(config.redisUrl, `${config.redisPrefix}:`);
   const redis = new RedisHealth({ log, metrics, boundMs: config.outageMs }).watch(store.connection);
-  const lane = (name?: string) =>
-    new BullQueue({
-      redisUrl: config.redisUrl!,
-      prefix: config.redisPrefix,
-      events: false,
-      onError: queueErrorLogger(log),
-      tuning: queueTuning(config),
-      ...(name ? { name } : {}),
-    });
-  // Edits, and gradient jobs (optimize) that this worker takes when it has PyTorch (src/jobs/lanes.ts).
-  const queue = new LaneQueue(lane(), lane(GRADIENT_QUEUE_NAME));
+  // Edits, and gradient jobs (optimize, mapper training) that this worker takes when it has PyTorch (src/jobs/lanes.ts).
+  const queue = new LaneQueue(
+    (lane) =>
+      new BullQueue({
+        redisUrl: config.redisUrl!,
+        prefix: config.redisPrefix,
+        events: false,
+        onError: queueErrorLogger(log),
+        tuning: queueTuning(config),
+        name: LANE_QUEUE_NAMES[lane],
+      }),
+  );
   await Promise.all([queue.ready(), store.ready()]);
   const service = await startWorker({ ...config, queue, store, packs, metrics, log }).catch(async (err: unknown) => {
     // A pack the engine can't open: close what is open so the process exits with the error.

@@ -1,10 +1,11 @@
-// Which kinds of job the live workers can run. A worker that can run gradient jobs (latent optimization: it
-// found PyTorch) keeps `capability:optimize` alive with a heartbeat; the bot checks it at submission, so a user
-// whose command no worker could take hears it at once instead of waiting for a job that never starts.
+// Which kinds of job the live workers can run. A worker that can run gradient jobs (latent optimization, mapper
+// training: it found PyTorch) keeps `capability:<method>` alive with a heartbeat; the bot checks it at
+// submission, so a user whose command no worker could take hears it at once instead of waiting for a job that
+// never starts.
 import { getJSON, setJSON, type Store } from './store.ts';
 import { keys } from './keys.ts';
 
-export type Capability = 'optimize';
+export type Capability = 'optimize' | 'train-mapper';
 
 export interface CapabilityRecord {
   /** The worker that renewed it last (host:pid). */

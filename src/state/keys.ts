@@ -11,8 +11,12 @@ export const keys = {
   photo: (key: string) => `photo:${key}:bytes`,
   photoInversion: (key: string) => `photo:${key}:inversion`,
   photoWplus: (key: string) => `photo:${key}:wplus`,
-  /** The latest small progress image of a running job (optimize), kept while it runs. */
+  /** The latest small progress image of a running gradient job (optimize, mapper training), kept while it runs. */
   preview: (id: string) => `preview:${id}`,
+  /** A running gradient job's step and losses (StepProgress), written before each progress report. */
+  progress: (id: string) => `progress:${id}`,
+  /** Set when a mapper training job first starts: a rerun (worker died or stopped) resumes from its checkpoint. */
+  trainStarted: (id: string) => `train-started:${id}`,
   /** Present while some live worker can run jobs needing `capability` (renewed by its heartbeat). */
   capability: (capability: string) => `capability:${capability}`,
   cancel: (id: string) => `cancel:${id}`,

@@ -34,10 +34,14 @@ export interface ServerSettings {
   optimizeId: number;
   /** Results are hidden until asked for: Discord spoiler attachments, a "show image" button on Slack. */
   spoiler: boolean;
+  /** Most steps an admin's mapper training may run (the official schedule: 50000). */
+  trainStepsMax: number;
 }
 
 /** Steps an admin may allow at most (`optimize-steps-max`); the official loop runs 300. */
 export const OPTIMIZE_STEPS_LIMIT = 2000;
+/** Highest `train-steps-max` (the toolkit's own bound). */
+export const TRAIN_STEPS_LIMIT = 1_000_000;
 /** Largest λ an admin or a nudge may set (L2 and ID). */
 export const OPTIMIZE_LAMBDA_MAX = 10;
 
@@ -60,6 +64,7 @@ export const DEFAULT_SETTINGS: ServerSettings = {
   optimizeL2: 0.008,
   optimizeId: 0,
   spoiler: false,
+  trainStepsMax: 50_000,
 };
 
 /** Setting names as users type them, with how to parse and check each. */
@@ -80,6 +85,7 @@ export const SETTING_KEYS = [
   'optimize-l2',
   'optimize-id',
   'spoiler',
+  'train-steps-max',
 ] as const;
 export type SettingKey = (typeof SETTING_KEYS)[number];
 
@@ -190,6 +196,12 @@ export function applySetting(s: ServerSettings, key: string, value: string, pack
     case 'spoiler':
       next.spoiler = onOff(key, value);
       break;
+    case 'train-steps-max': {
+      const n = num(key, value);
+      if (!Number.isInteger(n) || n < 1 || n > TRAIN_STEPS_LIMIT) throw new SettingsError(`${key} must be a whole number from 1 to ${TRAIN_STEPS_LIMIT}.`);
+      next.trainStepsMax = n;
+      break;
+    }
     default:
       throw new SettingsError(`Unknown setting "${key}". Settings: ${SETTING_KEYS.join(', ')}.`);
   }

@@ -1,10 +1,12 @@
-// Starts a worker's gradient lane (optimize jobs) beside its edit lane, when the queue has one, the worker is
-// allowed to (STYLECLIP_OPTIMIZE) and PyTorch is here. `auto` looks for PyTorch in the background, so the
-// worker is ready for edits at once; `on` waits for it and refuses to start without it.
-import { gradientLane } from '../jobs/lanes.ts';
+// Starts a worker's gradient lanes (optimize jobs, mapper trainings) beside its edit lane, when the queue has
+// them, the worker is allowed to (STYLECLIP_OPTIMIZE) and PyTorch is here. `auto` looks for PyTorch in the
+// background, so the worker is ready for edits at once; `on` waits for it and refuses to start without it.
+import { laneQueue } from '../jobs/lanes.ts';
 import { SettingsService } from '../state/settings.ts';
 import { probeTorch, type OptimizeMode } from './optimizer.ts';
 import { startOptimizeLane, type OptimizeLane } from './optimize-lane.ts';
+import { startTrainLane } from './train-lane.ts';
+import type { ToolkitLane } from './toolkit-lane.ts';
 import { runningCapsCheck } from './running-caps.ts';
 import type { WorkerService } from './service.ts';
 import type { WorkerContext } from './context.ts';
@@ -12,18 +14,23 @@ import type { WorkerContext } from './context.ts';
 export interface GradientStartOptions extends WorkerContext {
   optimize?: OptimizeMode;
   optimizeBudgetS?: number;
+  /** Longest a mapper training may run (TRAIN_BUDGET_S, default 4 h). */
+  trainBudgetS?: number;
 }
 
-/** What a worker says about its gradient lane (/healthz). */
-export type GradientStatus = { optimize: 'off' | 'probing' | 'unavailable'; reason?: string } | ({ optimize: 'on' } & ReturnType<OptimizeLane['stats']>);
+/** What a worker says about its gradient lanes (/healthz). */
+export type GradientStatus =
+  | { optimize: 'off' | 'probing' | 'unavailable'; reason?: string }
+  | ({ optimize: 'on' } & ReturnType<OptimizeLane['stats']> & { training: ReturnType<ToolkitLane['stats']> });
 
 export type WorkerWithGradients = WorkerService & { gradients(): GradientStatus };
 
 export async function startGradientLane(o: GradientStartOptions, service: WorkerService): Promise<WorkerWithGradients> {
-  const lane = gradientLane(o.queue);
+  const optimizeQueue = laneQueue(o.queue, 'gradient');
+  const trainQueue = laneQueue(o.queue, 'training');
   const mode = o.optimize ?? 'auto';
   let status: GradientStatus = { optimize: 'off' };
-  let optimizer: OptimizeLane | null = null;
+  let lanes: { optimize: OptimizeLane; train: ToolkitLane } | null = null;
   let closed = false;
 
   const begin = async () => {
@@ -31,22 +38,24 @@ export async function startGradientLane(o: GradientStartOptions, service: Worker
     if (closed) return;
     if (!torch.ok) {
       status = { optimize: 'unavailable', reason: torch.reason };
-      const text = `method:optimize is off on this worker: no PyTorch (${torch.reason}). Install python3-torch and python3-onnx (Debian) or set STYLECLIP_PYTHON; edits run as usual.`;
+      const text = `method:optimize and mapper training are off on this worker: no PyTorch (${torch.reason}). Install python3-torch and python3-onnx (Debian) or set STYLECLIP_PYTHON; edits run as usual.`;
       if (mode === 'on') throw new Error(`STYLECLIP_OPTIMIZE=on: ${text}`);
       o.log.warn({ reason: torch.reason }, text);
       return;
     }
-    optimizer = startOptimizeLane({
-      ...o,
-      queue: lane!,
-      budgetS: o.optimizeBudgetS ?? 600,
-      torch,
-      checkRunningCaps: runningCapsCheck(o.queue, new SettingsService(o.store, o.log), o.metrics),
-    });
-    status = { optimize: 'on', ...optimizer.stats() };
+    lanes = {
+      optimize: startOptimizeLane({
+        ...o,
+        queue: optimizeQueue!,
+        budgetS: o.optimizeBudgetS ?? 600,
+        torch,
+        checkRunningCaps: runningCapsCheck(o.queue, new SettingsService(o.store, o.log), o.metrics),
+      }),
+      train: startTrainLane({ ...o, queue: trainQueue!, budgetS: o.trainBudgetS ?? 4 * 3600, torch }),
+    };
   };
 
-  if (lane && mode !== 'off') {
+  if (optimizeQueue && trainQueue && mode !== 'off') {
     status = { optimize: 'probing' };
     if (mode === 'on') {
       await begin().catch(async (err) => {
@@ -54,17 +63,22 @@ export async function startGradientLane(o: GradientStartOptions, service: Worker
         throw err;
       });
     } else {
-      begin().catch((err) => o.log.error({ err: (err as Error).message }, 'optimize lane failed to start'));
+      begin().catch((err) => o.log.error({ err: (err as Error).message }, 'gradient lanes failed to start'));
     }
   }
 
+  const current = (): { optimize: OptimizeLane; train: ToolkitLane } | null => lanes;
   return {
     ...service,
-    running: () => [...service.running(), ...(optimizer?.running() ?? [])],
-    gradients: () => (optimizer ? { optimize: 'on', ...optimizer.stats() } : status),
+    running: () => [...service.running(), ...(current()?.optimize.running() ?? []), ...(current()?.train.running() ?? [])],
+    gradients: () => {
+      const l = current();
+      return l ? { optimize: 'on', ...l.optimize.stats(), training: l.train.stats() } : status;
+    },
     async close() {
       closed = true;
-      await Promise.all([optimizer?.close(), service.close()]);
+      const l = current();
+      await Promise.all([l?.optimize.close(), l?.train.close(), service.close()]);
     },
   };
 }

@@ -1,7 +1,12 @@
 // Training a latent mapper for a server (the toolkit's `train-mapper --progress-jsonl`), supervised like an
 // optimization (toolkit-process.ts). It writes into the server's mapper folder (src/engine/overlay.ts); the
 // toolkit writes the graph, then `mappers.json` last and atomically, so nothing half-written is ever served.
-// A stop (cancel, shutdown) leaves a checkpoint; a rerun with `resume` continues from it bit-exactly.
+// A stop (cancel, shutdown) leaves a checkpoint; a rerun with `resume` continues from it bit-exactly. A run
+// without `resume` starts over (the toolkit drops an old checkpoint). Previews: one sample face before → after
+// the mapper, every `previewEveryS` seconds and at the end.
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { crashMessage, refusalOf, startToolkit, type StopReason } from './toolkit-process.ts';
 
 export interface TrainRequest {
@@ -18,6 +23,12 @@ export interface TrainRequest {
   /** Steps between checkpoints (default about every 5% of the run, at least 1). */
   checkpointEvery?: number;
   seed?: number;
+  /** ArcFace ID loss weight (the toolkit's default: the official 0.1). */
+  idLambda?: number;
+  /** Seconds between previews (default the toolkit's 120); none without `previewSize`. */
+  previewEveryS?: number;
+  /** Largest side of each half of the preview (px); previews are written only when set. */
+  previewSize?: number;
 }
 
 export interface TrainStep {
@@ -25,10 +36,27 @@ export interface TrainStep {
   steps: number;
   loss: number;
   clip: number;
+  /** The sample face before → after the mapper as it is now (PNG), when one was made with this step. */
+  preview?: Buffer;
+}
+
+export interface TrainSummary {
+  name: string;
+  slug: string;
+  steps: number;
+  /** The step a resumed run continued from (0: from the start). */
+  resumedAt: number;
+  loss: number;
+  clip: number;
+  seconds: number;
+  stepsPerS: number | null;
+  device: string;
+  /** The last preview (PNG), when previews were asked for. */
+  preview?: Buffer;
 }
 
 export type TrainOutcome =
-  | { kind: 'done'; name: string; slug: string; steps: number; seconds: number }
+  | ({ kind: 'done' } & TrainSummary)
   | { kind: 'stopped'; reason: StopReason; step: number; checkpoint?: string }
   | { kind: 'refused'; message: string }
   | { kind: 'crashed'; message: string };
@@ -50,51 +78,89 @@ export interface TrainRun {
 
 export function startMapperTraining(req: TrainRequest, hooks: TrainHooks = {}): TrainRun {
   const every = req.checkpointEvery ?? Math.max(1, Math.ceil(req.steps / 20));
-  const args = [
-    'train-mapper', '--pack', req.packDir, '--prompt', req.prompt, '--steps', String(req.steps),
-    '--device', req.device, '--progress-jsonl', '--log-every', String(Math.max(1, Math.ceil(req.steps / 50))),
-    '--checkpoint-every', String(every), '--seed', String(req.seed ?? 0), '--out', req.outDir,
-  ];
-  if (req.levels && !req.levels.coarse) args.push('--no-coarse');
-  if (req.levels && !req.levels.medium) args.push('--no-medium');
-  if (req.levels && !req.levels.fine) args.push('--no-fine');
-  if (req.resume) args.push('--resume');
+  let dir = '';
+  const prepared = (async () => {
+    const args = [
+      'train-mapper', '--pack', req.packDir, '--prompt', req.prompt, '--steps', String(req.steps),
+      '--device', req.device, '--progress-jsonl', '--log-every', String(Math.max(1, Math.ceil(req.steps / 50))),
+      '--checkpoint-every', String(every), '--seed', String(req.seed ?? 0), '--out', req.outDir,
+    ];
+    if (req.idLambda !== undefined) args.push('--id-lambda', String(req.idLambda));
+    if (req.levels && !req.levels.coarse) args.push('--no-coarse');
+    if (req.levels && !req.levels.medium) args.push('--no-medium');
+    if (req.levels && !req.levels.fine) args.push('--no-fine');
+    if (req.resume) args.push('--resume');
+    if (req.previewSize) {
+      dir = await fs.mkdtemp(path.join(os.tmpdir(), 'styleclip-train-'));
+      args.push('--preview', path.join(dir, 'preview.png'), '--preview-size', String(req.previewSize));
+      if (req.previewEveryS !== undefined) args.push('--preview-every-s', String(req.previewEveryS));
+    }
+    return args;
+  })();
   let lastStep = 0;
+  let resumedAt = 0;
+  let device: string = req.device;
   let done: Record<string, unknown> | null = null;
   let cancelled: Record<string, unknown> | null = null;
-  const proc = startToolkit(args, {
+  const reads: Promise<unknown>[] = [];
+  // Read at once: the next preview replaces the file.
+  const readPreview = (event: Record<string, unknown>) =>
+    typeof event.preview === 'string' ? fs.readFile(event.preview).catch(() => undefined) : Promise.resolve(undefined);
+  let finalPreview: Promise<Buffer | undefined> = Promise.resolve(undefined);
+  const proc = startToolkit(prepared, {
     env: hooks.env,
     graceMs: hooks.graceMs ?? 10_000, // a checkpoint is written on SIGTERM: give it time
     onEvent(event) {
       if (event.event === 'start') {
-        lastStep = Number(event.step ?? 0); // steps already done (a resumed run starts past 0)
+        lastStep = resumedAt = Number(event.step ?? 0); // steps already done (a resumed run starts past 0)
+        device = String(event.device ?? req.device);
         hooks.onStart?.({ step: lastStep, steps: Number(event.steps ?? req.steps), resumed: event.resumed === true });
       } else if (event.event === 'step') {
         lastStep = Number(event.step);
-        hooks.onStep?.({ step: lastStep, steps: Number(event.steps), loss: Number(event.loss), clip: Number(event.clip) });
+        const step: TrainStep = { step: lastStep, steps: Number(event.steps), loss: Number(event.loss), clip: Number(event.clip) };
+        reads.push(readPreview(event).then((preview) => hooks.onStep?.({ ...step, ...(preview ? { preview } : {}) })));
       } else if (event.event === 'checkpoint') {
         hooks.onCheckpoint?.({ step: Number(event.step) });
       } else if (event.event === 'done') {
         done = event;
+        finalPreview = readPreview(event);
       } else if (event.event === 'cancelled') {
         cancelled = event;
       }
     },
   });
   const outcome = (async (): Promise<TrainOutcome> => {
-    const end = await proc.ended;
-    if (end.kind === 'stopped') return { kind: 'stopped', reason: end.reason, step: 0 };
-    if (end.stopped) {
-      const c = cancelled as Record<string, unknown> | null;
-      return { kind: 'stopped', reason: end.stopped, step: c ? Number(c.step) : lastStep, ...(typeof c?.checkpoint === 'string' ? { checkpoint: c.checkpoint } : {}) };
+    try {
+      const end = await proc.ended;
+      await Promise.all(reads);
+      if (end.kind === 'stopped') return { kind: 'stopped', reason: end.reason, step: 0 };
+      if (end.stopped) {
+        const c = cancelled as Record<string, unknown> | null;
+        return { kind: 'stopped', reason: end.stopped, step: c ? Number(c.step) : lastStep, ...(typeof c?.checkpoint === 'string' ? { checkpoint: c.checkpoint } : {}) };
+      }
+      if (end.code === 0 && done) {
+        const d = done as Record<string, unknown>;
+        const preview = await finalPreview;
+        return {
+          kind: 'done',
+          name: String(d.name ?? req.prompt),
+          slug: String(d.slug ?? ''),
+          steps: Number(d.steps),
+          resumedAt,
+          loss: Number(d.loss),
+          clip: Number(d.clip),
+          seconds: Number(d.seconds),
+          stepsPerS: typeof d.stepsPerS === 'number' ? d.stepsPerS : null,
+          device,
+          ...(preview ? { preview } : {}),
+        };
+      }
+      const refusal = refusalOf(end.code, end.stderr);
+      if (refusal) return { kind: 'refused', message: refusal };
+      return { kind: 'crashed', message: crashMessage('training', end.code, end.signal, end.stderr) };
+    } finally {
+      if (dir) await fs.rm(dir, { recursive: true, force: true }).catch(() => {});
     }
-    if (end.code === 0 && done) {
-      const d = done as Record<string, unknown>;
-      return { kind: 'done', name: String(d.name ?? req.prompt), slug: String(d.slug ?? ''), steps: Number(d.steps), seconds: Number(d.seconds) };
-    }
-    const refusal = refusalOf(end.code, end.stderr);
-    if (refusal) return { kind: 'refused', message: refusal };
-    return { kind: 'crashed', message: crashMessage('training', end.code, end.signal, end.stderr) };
   })();
   return {
     outcome,

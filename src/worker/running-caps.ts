@@ -1,9 +1,9 @@
 // The per-user and per-server running caps (`user-running`, `server-running`), held across all workers and
-// both lanes (edits and optimizations): a job finding its user's or server's slots taken by jobs that started
+// the edit and optimize lanes: a job finding its user's or server's slots taken by jobs that started
 // earlier goes back to the queue.
 import type { Metrics } from '../metrics.ts';
 import type { ActiveJob, InFlightJob, JobQueue } from '../jobs/queue.ts';
-import { PostponeJob } from '../jobs/types.ts';
+import { isTraining, PostponeJob } from '../jobs/types.ts';
 import type { SettingsService } from '../state/settings.ts';
 
 /** How the check reaches Redis: directly, or through a job's ride-out (ride.ts). */
@@ -24,7 +24,8 @@ export function runningCapsCheck(queue: JobQueue, settings: SettingsService, met
   return async function checkRunningCaps(job: ActiveJob, ride: Ride = direct): Promise<void> {
     const { data } = job;
     const [s, active] = await ride(() => Promise.all([settings.get(data.scope), queue.running()]));
-    const ahead = active.filter((j) => j.id !== job.id && startedBefore(j, job));
+    // Mapper trainings (admins', one per server, on their own lane) hold no edit slot.
+    const ahead = active.filter((j) => j.id !== job.id && !isTraining(j.data.spec) && startedBefore(j, job));
     const user = ahead.filter((j) => j.data.platform === data.platform && j.data.requesterId === data.requesterId).length;
     if (user >= s.userRunning) {
       metrics.postponed.inc({ cap: 'user' });

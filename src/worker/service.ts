@@ -7,7 +7,7 @@ import type { ActiveJob, JobQueue, ProcessorHandle } from '../jobs/queue.ts';
 import { getJSON, setJSON, type Store } from '../state/store.ts';
 import { keys } from '../state/keys.ts';
 import { SettingsService } from '../state/settings.ts';
-import { CANCELLED_MESSAGE, PermanentJobError, PostponeJob, type ResultMeta } from '../jobs/types.ts';
+import { CANCELLED_MESSAGE, isOptimize, isTraining, PermanentJobError, PostponeJob, type ResultMeta } from '../jobs/types.ts';
 import type { PackCatalog } from '../engine/catalog.ts';
 import type { EditSpec, LatentState, PackSummary } from '../engine/types.ts';
 import type { EditExecutor, ExecItem } from './executor.ts';
@@ -92,7 +92,7 @@ export function startWorkerService(o: WorkerServiceOptions): WorkerService {
     const pack = o.packs.get(data.pack);
     if (!pack) throw new PermanentJobError('unknown_pack', `Model pack "${data.pack}" is not installed on this worker.`);
     const pickedAt = Date.now();
-    if (data.spec.method === 'optimize') throw new PermanentJobError('wrong_lane', 'This worker takes no optimize jobs.');
+    if (isOptimize(data.spec) || isTraining(data.spec)) throw new PermanentJobError('wrong_lane', 'Gradient jobs do not belong on the edit lane.');
     const item: ExecItem = { packDir: pack.dir, spec: withServerMapper(o.packs, pack, data.scope, data.spec) };
     let seed: number | undefined;
     let photoKey: string | undefined;

@@ -15,6 +15,8 @@ export interface WorkerOptions extends WorkerContext {
   optimize?: OptimizeMode;
   /** Longest an optimize job may run (OPTIMIZE_BUDGET_S, default 600). */
   optimizeBudgetS?: number;
+  /** Longest a mapper training may run (TRAIN_BUDGET_S, default 4 h). */
+  trainBudgetS?: number;
 }
 
 /** Resolves once the engine has opened the default pack; a pack it can't open rejects with the engine's message. */
@@ -27,6 +29,6 @@ export async function startWorker(o: WorkerOptions): Promise<WorkerWithGradients
     throw err;
   }
   const service = startWorkerService({ ...o, executor });
-  // The gradient lane (optimize jobs on PyTorch) beside it, when the queue has one and PyTorch is here.
+  // The gradient lanes (optimize jobs and mapper trainings on PyTorch) beside it, when PyTorch is here.
   return startGradientLane(o, service);
 }

@@ -12,6 +12,7 @@ import { silentLogger } from '../../src/log.ts';
 import { Redis } from 'ioredis';
 import type { InvocationContext, JobUpdate, ReplyTarget } from '../../src/core/types.ts';
 import type { FakeEngineOptions } from './core-fake-engine.ts';
+import type { PackSummary } from '../../src/engine/types.ts';
 
 export const FAKE_ENGINE = fileURLToPath(new URL('./core-fake-engine.ts', import.meta.url));
 
@@ -181,4 +182,22 @@ export async function spawnStyleclip(
 export function waitExit(child: ChildProcess): Promise<number | null> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
   return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+}
+
+/** A pack summary for planning tests (no files behind it): 64 px, 10 W+ rows, no ArcFace unless `extra` says so. */
+export function packSummary(extra: Partial<PackSummary> = {}): PackSummary {
+  return {
+    name: 'p',
+    dir: '/nowhere',
+    untrained: true,
+    resolution: 64,
+    wDim: 32,
+    numWs: 10,
+    styleChannels: 100,
+    convChannels: 80,
+    mappers: [],
+    identity: false,
+    defaults: { neutral: 'a face', targetTemplate: 'a face with {}', strength: 4, threshold: null },
+    ...extra,
+  };
 }

@@ -9,7 +9,7 @@ import {
   type Client,
 } from 'discord.js';
 import type { Logger } from '../../log.ts';
-import type { BotCore, CommandDefinition, InvocationContext, ReplyTarget } from '../../core/types.ts';
+import { repliesPublicly, type BotCore, type CommandDefinition, type InvocationContext, type ReplyTarget } from '../../core/types.ts';
 import { toCommandInput } from './command-json.ts';
 import { clip, redEmbed, type JobMessages } from './job-messages.ts';
 import { describeError } from './rest.ts';
@@ -60,7 +60,9 @@ async function replyPrivately(i: ChatInputCommandInteraction, ephemeral: boolean
 export async function onCommand(deps: DiscordDeps, commands: Map<string, CommandDefinition>, i: ChatInputCommandInteraction): Promise<void> {
   const { core, jobs, log } = deps;
   const def = commands.get(i.commandName);
-  const ephemeral = def ? Boolean(def.adminOnly || def.privateReply) : true;
+  // Private for admin and private commands, except a sub-command whose job is followed in the channel: an
+  // ephemeral message cannot be edited once its interaction token expires (15 min), and a training runs longer.
+  const ephemeral = def ? Boolean(def.adminOnly || def.privateReply) && !repliesPublicly(def, i.options.getSubcommand(false) ?? undefined) : true;
   // First thing, before any call that could wait on the queue or Redis: Discord's 3 s window.
   await i.deferReply(ephemeral ? { flags: MessageFlags.Ephemeral } : {});
   try {

@@ -3,7 +3,7 @@
 // a public placeholder is posted before the core sees it: the job stores that message as its target, and
 // any bot instance can then edit it with progress and the result. Other commands just answer.
 import type { App, RespondFn, SlashCommand } from '@slack/bolt';
-import type { CommandDefinition, CommandReply, InvocationContext } from '../../core/types.ts';
+import { repliesPublicly, type CommandDefinition, type CommandReply, type InvocationContext } from '../../core/types.ts';
 import type { SlackDeps } from './deps.ts';
 import { errorCode, escapeText, notInChannelText, pendingText } from './messages.ts';
 
@@ -49,8 +49,10 @@ async function runCommand(
     }
   };
 
-  // Only commands that take a prompt make pictures; the rest (help, info, settings…) answer at once.
-  if (!def.freeTextOption || def.adminOnly) {
+  // Only commands that take a prompt make pictures, and admin sub-commands that start a job followed in the
+  // channel (a training); the rest (help, info, settings…) answer at once.
+  const startsJob = def.adminOnly ? repliesPublicly(def, input.text.trim().split(/\s+/)[0]?.toLowerCase()) : !!def.freeTextOption;
+  if (!startsJob) {
     const reply = await invoke();
     await respond({ response_type: reply.ephemeral || reply.error ? 'ephemeral' : 'in_channel', text: escapeText(reply.text) });
     return;

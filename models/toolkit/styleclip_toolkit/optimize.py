@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from styleclip_toolkit.errors import ToolkitError
-from styleclip_toolkit.gradient_runs import add_run_arguments
+from styleclip_toolkit.gradient_runs import SupervisorWatch, add_run_arguments
 
 MODES = ("edit", "free_generation")
 
@@ -156,24 +156,18 @@ def build(pack_dir, prompt, seed=None, latent=None, truncation=0.7, clip_input="
     return Optimization(gen, clip_loss, w0, id_loss)
 
 
-def _device(name):
-    from styleclip_toolkit.directions import _device as pick
-    return pick(name)
-
-
 class _Reporter:
     """Progress as JSON lines on stdout (--progress-jsonl) or text on stderr."""
 
     def __init__(self, jsonl, every, steps, preview=None, preview_size=128):
         self.jsonl, self.every, self.steps, self.last = jsonl, max(1, every), steps, 0
         self.preview, self.preview_size, self.opt = preview, preview_size, None
-        # Spawned by a supervisor (the Node worker): when it dies (SIGKILL), its children are not killed,
-        # so the run stops by itself once its parent is gone.
-        self.parent = os.getppid()
+        # nothing is kept of a cancelled run: once the supervisor is gone, its result has no reader
+        self.supervisor = SupervisorWatch()
 
     def emit(self, event, **fields):
         if self.jsonl:
-            print(json.dumps({"event": event, **fields}), flush=True)
+            self.supervisor.write(json.dumps({"event": event, **fields}), sys.stdout)
 
     def write_preview(self):
         """The image of the latest step, area-downscaled to at most preview_size px, written atomically."""
@@ -190,16 +184,17 @@ class _Reporter:
 
     def __call__(self, record):
         self.last = record["step"]
-        if os.getppid() != self.parent:
-            raise KeyboardInterrupt  # orphaned: the supervisor is gone
+        if self.supervisor.gone():
+            raise KeyboardInterrupt  # stop as on SIGTERM
         if record["step"] % self.every and record["step"] != self.steps:
             return
         if self.jsonl:
             extra = {"preview": self.write_preview()} if self.preview and self.opt is not None else {}
             self.emit("step", steps=self.steps, **record, **extra)
         else:
-            print(f"step {record['step']}/{self.steps}: loss {record['loss']:.5f} (clip {record['clip']:.5f}, "
-                  f"l2 {record['l2']:.5f}, id {record['id']:.5f}), lr {record['lr']:.4g}", file=sys.stderr, flush=True)
+            self.supervisor.write(f"step {record['step']}/{self.steps}: loss {record['loss']:.5f} (clip "
+                                  f"{record['clip']:.5f}, l2 {record['l2']:.5f}, id {record['id']:.5f}), "
+                                  f"lr {record['lr']:.4g}", sys.stderr)
 
 
 def _interrupt(signum, frame):
@@ -207,7 +202,7 @@ def _interrupt(signum, frame):
 
 
 def run(args):
-    from styleclip_toolkit.directions import precision
+    from styleclip_toolkit.devices import pick_device, precision
     from styleclip_toolkit.image_io import check_image_path, save_image
     from styleclip_toolkit.pack import read_pack_json, save_npy
 
@@ -223,7 +218,7 @@ def run(args):
     if use_id and not read_pack_json(args.pack).get("identity"):
         raise ToolkitError(f"--id-lambda {args.id_lambda} needs ArcFace weights in the pack: "
                            f"run convert-identity --format irse50 --checkpoint model_ir_se50.pth --out {args.pack}")
-    device = _device(args.device)
+    device = pick_device(args.device)
     if args.preview:
         if Path(args.preview).suffix.lower() != ".png":
             raise ToolkitError(f"--preview {args.preview}: previews are .png files")

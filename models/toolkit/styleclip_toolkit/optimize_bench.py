@@ -19,7 +19,7 @@ import torch
 
 def main(argv=None):
     from styleclip_toolkit.convert_identity import build_backbone, random_identity_state_dict
-    from styleclip_toolkit.directions import _device, precision
+    from styleclip_toolkit.devices import PRECISIONS, pick_device, precision
     from styleclip_toolkit.optim_losses import IdLoss
     from styleclip_toolkit.optimize import build
     from styleclip_toolkit.pack import read_pack_json
@@ -29,10 +29,10 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=20, help="timed steps")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--device", help="cpu, cuda (default: cuda when available)")
-    p.add_argument("--precision", choices=("fp32", "tf32"), default="fp32")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32")
     p.add_argument("--id", action="store_true", help="include the ID loss (id_lambda 0.005)")
     args = p.parse_args(argv)
-    device = _device(args.device)
+    device = pick_device(args.device)
     pack_has_id = bool(read_pack_json(args.pack).get("identity"))
     with precision(args.precision, device):
         opt = build(args.pack, "a person with purple hair", seed=0, with_identity=args.id and pack_has_id,

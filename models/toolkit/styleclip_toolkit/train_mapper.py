@@ -55,7 +55,7 @@ import torch
 from torch.nn import functional as F
 
 from styleclip_toolkit.errors import ToolkitError, changed_settings
-from styleclip_toolkit.gradient_runs import add_run_arguments
+from styleclip_toolkit.gradient_runs import SupervisorWatch, add_run_arguments
 
 LEVEL_NAMES = ("coarse", "medium", "fine")
 FIRST_ROW = {"coarse": 0, "medium": 4, "fine": 8}
@@ -492,29 +492,16 @@ class _Reporter:
         self.jsonl, self.every, self.steps, self.last = jsonl, max(1, every), steps, None
         self.preview, self.preview_size, self.preview_every_s, self.clock = preview, preview_size, preview_every_s, clock
         self.render, self.preview_at = None, None  # render(size) -> images, set once the training is built
-        # Spawned by a supervisor (the Node worker): when it dies (SIGKILL), its children are not killed
-        # and its rerun resumes from the checkpoint elsewhere, so an orphan must stop.
-        self.parent, self.closed = os.getppid(), False
-
-    def orphaned(self) -> bool:
-        return self.closed or os.getppid() != self.parent
-
-    def _print(self, line, stream):
-        try:
-            print(line, file=stream, flush=True)
-        except BrokenPipeError:  # the reader (the supervisor) is gone: stop as orphaned, quietly
-            self.closed = True
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, stream.fileno())  # later writes (and the exit's flush) must not fail
-            os.close(devnull)
+        # the supervisor's rerun resumes from the checkpoint: once it is gone, this run checkpoints and stops
+        self.supervisor = SupervisorWatch()
 
     def emit(self, event, **fields):
         if self.jsonl:
-            self._print(json.dumps({"event": event, **fields}), sys.stdout)
+            self.supervisor.write(json.dumps({"event": event, **fields}), sys.stdout)
 
     def text(self, line):
         if not self.jsonl:
-            self._print(line, sys.stderr)
+            self.supervisor.write(line, sys.stderr)
 
     def write_preview(self) -> str:
         """The preview PNG (2 images side by side), written atomically; its path."""
@@ -567,14 +554,14 @@ def _check_args(args) -> None:
 
 def run(args):
     from styleclip_toolkit.convert_mapper import write_mapper
-    from styleclip_toolkit.directions import _device, precision
+    from styleclip_toolkit.devices import pick_device, precision
     from styleclip_toolkit.pack import slugify
 
     _check_args(args)
     prompt = args.prompt.strip()
     slug = slugify(prompt)
     levels = {level: not getattr(args, f"no_{level}") for level in LEVEL_NAMES}
-    device = _device(args.device)
+    device = pick_device(args.device)
     ckpt = checkpoint_path(args.out, slug)
     report = _Reporter(args.progress_jsonl, args.log_every, args.steps, args.preview, args.preview_size,
                        args.preview_every_s)
@@ -612,7 +599,7 @@ def run(args):
                     saved_at = tr.step
                     report.emit("checkpoint", step=tr.step, path=str(ckpt))
 
-            tr.run(args.steps, on_step, stop=lambda: bool(cancel) or report.orphaned())
+            tr.run(args.steps, on_step, stop=lambda: bool(cancel) or report.supervisor.gone())
             seconds = time.perf_counter() - begin
             if tr.step < args.steps:  # cancelled
                 if tr.step > saved_at:

@@ -20,7 +20,7 @@ import torch
 
 def main(argv=None):
     from styleclip_toolkit.convert_identity import build_backbone, random_identity_state_dict
-    from styleclip_toolkit.directions import _device, precision
+    from styleclip_toolkit.devices import PRECISIONS, pick_device, precision
     from styleclip_toolkit.pack import read_pack_json
     from styleclip_toolkit.train_mapper import LEVEL_NAMES, OPTIMIZERS, build
 
@@ -31,11 +31,11 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="ranger")
     p.add_argument("--device", help="cpu, cuda (default: cuda when available)")
-    p.add_argument("--precision", choices=("fp32", "tf32"), default="fp32")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32")
     p.add_argument("--no-id", action="store_true", help="without the ID loss (id_lambda 0)")
     p.add_argument("--no-fine", action="store_true", help="without the fine mapper")
     args = p.parse_args(argv)
-    device = _device(args.device)
+    device = pick_device(args.device)
     meta = read_pack_json(args.pack)
     pack_has_id = bool(meta.get("identity"))
     levels = {level: not (level == "fine" and args.no_fine) for level in LEVEL_NAMES}

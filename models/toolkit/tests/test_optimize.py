@@ -8,7 +8,10 @@ goes through the converted pack (ONNX graphs, tokenizer.json, pack.json, identit
 import copy
 import json
 import math
+import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -24,7 +27,7 @@ from styleclip_toolkit.convert_clip import convert_clip
 from styleclip_toolkit.convert_identity import convert_identity, identity_from_pack, random_identity_state_dict
 from styleclip_toolkit.errors import ToolkitError
 from styleclip_toolkit.irse import Backbone
-from styleclip_toolkit.optimize import build
+from styleclip_toolkit.optimize import Optimization, build
 from styleclip_toolkit.stylegan2 import generator_from_state_dict
 
 TINY = REPO / "models/packs/tiny"
@@ -334,4 +337,42 @@ def test_sigterm_cancels_with_a_json_event(tmp_path):
          "--log-every", "1", "--device", "cpu", "--out", str(out)])
     assert code == 130 and err.strip() == "error: interrupted"
     assert events[0]["event"] == "start" and events[-1]["event"] == "cancelled" and events[-1]["step"] >= 1
+    assert not out.exists()
+
+
+ORPHAN_RUN = ["optimize", "--pack", str(TINY), "--prompt", "curly hair", "--seed", "1", "--steps", "100000",
+              "--log-every", "1", "--device", "cpu", "--progress-jsonl"]
+
+
+def test_an_orphaned_run_stops_like_sigterm(tmp_path, capsys, monkeypatch):
+    """os.getppid() names another parent once the first step is done: the supervisor was SIGKILLed."""
+    real_ppid, real_losses, steps = os.getppid(), Optimization.losses, []
+
+    def losses(self, *args):  # once per step
+        steps.append(1)
+        return real_losses(self, *args)
+
+    monkeypatch.setattr(Optimization, "losses", losses)
+    monkeypatch.setattr(os, "getppid", lambda: real_ppid if len(steps) < 2 else real_ppid + 1)
+    out = tmp_path / "w.npy"
+    assert main([*ORPHAN_RUN, "--out", str(out)]) == 130
+    stdout, err = capsys.readouterr()
+    events = [json.loads(line) for line in stdout.splitlines()]
+    assert [e["event"] for e in events] == ["start", "step", "cancelled"] and events[-1]["step"] == 2
+    assert err == "error: interrupted\n" and not out.exists()
+
+
+def test_a_closed_progress_pipe_stops_the_run_like_sigterm(tmp_path):
+    """The supervisor's end of stdout closes when it is killed: the run stops (its result has no reader)
+    instead of dying of BrokenPipeError."""
+    out = tmp_path / "w.npy"
+    proc = subprocess.Popen([sys.executable, "-m", "styleclip_toolkit", *ORPHAN_RUN, "--out", str(out)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO / "models/toolkit")})
+    for line in proc.stdout:
+        if json.loads(line)["event"] == "step":
+            break
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 130 and err == "error: interrupted\n"
     assert not out.exists()

@@ -30,6 +30,7 @@ import time
 import numpy as np
 import torch
 
+from styleclip_toolkit.devices import PRECISIONS, pick_device, precision
 from styleclip_toolkit.directions.image_encoder import image_encoder_from_pack
 from styleclip_toolkit.directions.partial import (PartialWriter, fingerprint, load_partial, partial_paths,
                                                   remove_partial)
@@ -39,21 +40,6 @@ from styleclip_toolkit.pack import load_numbers, pack_file, pack_layout, read_pa
 from styleclip_toolkit.stylegan2 import load_generator_from_pack, truncate, w_to_styles
 
 SIGMAS = 5.0  # official M.alpha = [-5, 5], in units of the channel's std
-PRECISIONS = ("fp32", "tf32")
-
-
-@contextlib.contextmanager
-def precision(name, device):
-    """fp32, or on CUDA TF32 tensor cores for convs and matmuls (about 2x faster at 1024 px; fs3
-    rows within a few 1e-3 of fp32 on average). bf16 was measured too far off to offer."""
-    if name != "fp32" and device.type != "cuda":
-        raise ToolkitError(f"--precision {name} needs a CUDA device")
-    old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = name == "tf32"
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
 
 
 RESUME_HELP = """\
@@ -133,7 +119,7 @@ def run_directions(pack_dir, images=100, batch=64, seed=5, truncation=0.7, clip=
     if images < 1 or batch < 2:
         raise ToolkitError("--images must be >= 1 and --batch >= 2")
     log = log or (lambda line: print(line, file=sys.stderr))
-    device = _device(device)
+    device = pick_device(device)
     meta = read_pack_json(pack_dir)
     layout = pack_layout(meta)
     mean, std = (_load_stat(pack_dir, key, layout) for key in ("mean", "std"))
@@ -244,16 +230,6 @@ def _normalise(v):
     """Unit rows; an all-zero row (a channel that changes nothing) stays zero instead of NaN."""
     norm = v.norm(dim=-1, keepdim=True)
     return torch.where(norm > 0, v / norm.clamp_min(1e-300), torch.zeros_like(v))
-
-
-def _device(name):
-    try:
-        device = torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
-    except RuntimeError:
-        raise ToolkitError(f"unknown --device {name!r}: use cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ToolkitError("--device cuda: this PyTorch has no usable CUDA GPU")
-    return device
 
 
 def _load_stat(pack_dir, key, layout):

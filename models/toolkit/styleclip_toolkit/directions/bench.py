@@ -18,8 +18,8 @@ import time
 import torch
 
 from styleclip_toolkit.clip_model import clip_from_state_dict, tiny_clip_state_dict, vit_b32_state_dict
-from styleclip_toolkit.directions import (PRECISIONS, channel_relevance, embedder, layer_differences, precision,
-                                          sample_styles)
+from styleclip_toolkit.devices import PRECISIONS, precision
+from styleclip_toolkit.directions import channel_relevance, embedder, layer_differences, sample_styles
 from styleclip_toolkit.directions.synthesis_steps import SynthesisSteps
 from styleclip_toolkit.pack import parse_channels
 from styleclip_toolkit.stylegan2 import Generator, ffhq_channels, style_layout

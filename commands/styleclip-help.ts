@@ -23,7 +23,7 @@ const command: Command = {
         : '`method:optimize` is turned off on this server.',
       `React ➕ on your result for stronger (×${NUDGE_FACTOR}), ➖ for weaker, ❌ to delete or cancel.`,
       '`/styleclip-info` shows your queue and running jobs; `/styleclip-cancel` cancels them.',
-      '`/styleclip-admin show` shows this server\'s settings (admins can change them).',
+      '`/styleclip-admin show` shows this server\'s settings (admins can change them, and train a mapper for a new prompt with `/styleclip-admin train-mapper`).',
       `Pack: ${pack.name}${pack.mappers.length ? `; mappers: ${pack.mappers.map((m) => (m.server ? `${m.name} (this server's)` : m.name)).join(', ')}` : ''}.`,
       `Commands: ${services
         .commands()

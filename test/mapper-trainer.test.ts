@@ -27,14 +27,14 @@ describe('mapper training (worker supervisor)', () => {
     const stopped = await first.outcome;
     expect(stopped).toMatchObject({ kind: 'stopped', reason: 'cancelled', checkpoint: path.join(outDir, 'mappers/blue_nose.train.npz') });
     expect(steps[0]).toMatchObject({ step: 1, steps: 4 });
-    expect(readOverlay(outDir, readPack(tinyPackDir())).mappers).toEqual([]); // nothing half-made is served
+    expect((await readOverlay(outDir, readPack(tinyPackDir()))).mappers).toEqual([]); // nothing half-made is served
 
     const starts: { step: number; resumed: boolean }[] = [];
     const second = startMapperTraining({ ...req, resume: true }, { onStart: (s) => starts.push(s) });
     expect(await second.outcome).toMatchObject({ kind: 'done', name: 'blue nose', slug: 'blue_nose', steps: 4 });
     expect(starts[0].resumed).toBe(true);
     expect(starts[0].step).toBeGreaterThanOrEqual(1);
-    expect(readOverlay(outDir, readPack(tinyPackDir())).mappers.map((m) => m.slug)).toEqual(['blue_nose']);
+    expect((await readOverlay(outDir, readPack(tinyPackDir()))).mappers.map((m) => m.slug)).toEqual(['blue_nose']);
   }, 120_000);
 
   it('a refusal reads as the toolkit\'s one line', async () => {

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PackCatalog } from '../src/engine/catalog.ts';
 import { openPack } from '../src/engine/index.ts';
-import { overlayDir, readOverlay } from '../src/engine/overlay.ts';
+import { generatorHash, overlayDir, readOverlay } from '../src/engine/overlay.ts';
 import { readPack } from '../src/engine/pack.ts';
 import { planEdit } from '../src/core/plan-edit.ts';
 import { DEFAULT_SETTINGS } from '../src/state/settings.ts';
@@ -41,30 +41,41 @@ beforeAll(() => {
 afterAll(() => fs.rmSync(dataDir, { recursive: true, force: true }));
 
 describe('server mappers: the overlay', () => {
-  it('reads the toolkit\'s mapper folder, files made absolute', () => {
-    const overlay = readOverlay(folder, readPack(pack()));
+  it('reads the toolkit\'s mapper folder, files made absolute', async () => {
+    const overlay = await readOverlay(folder, readPack(pack()));
     expect(overlay.problem).toBeUndefined();
     expect(overlay.mappers).toEqual([expect.objectContaining({ name: 'green eyes', slug: 'green_eyes', file: path.join(folder, 'mappers/green_eyes.onnx') })]);
   });
 
-  it('is the server view of the pack for that server only; the pack is untouched', () => {
+  it('hashes the generator by streaming its files, to the hash the toolkit recorded', async () => {
+    const copy = fs.mkdtempSync(path.join(os.tmpdir(), 'styleclip-pack-copy-'));
+    try {
+      fs.cpSync(pack(), copy, { recursive: true });
+      const recorded = JSON.parse(fs.readFileSync(path.join(folder, 'mappers.json'), 'utf8')).pack.generator;
+      expect(await generatorHash(readPack(copy))).toBe(recorded);
+    } finally {
+      fs.rmSync(copy, { recursive: true, force: true });
+    }
+  });
+
+  it('is the server view of the pack for that server only; the pack is untouched', async () => {
     const catalog = new PackCatalog(pack(), undefined, mappersDir);
-    const own = catalog.view(catalog.defaultPack, SCOPE);
+    const own = await catalog.view(catalog.defaultPack, SCOPE);
     expect(own.mappers.filter((m) => m.server)).toEqual([{ name: 'green eyes', slug: 'green_eyes', server: true }]);
-    expect(catalog.view(catalog.defaultPack, 'playground:other').mappers.some((m) => m.server)).toBe(false);
+    expect((await catalog.view(catalog.defaultPack, 'playground:other')).mappers.some((m) => m.server)).toBe(false);
     expect(catalog.defaultPack.mappers.some((m) => m.slug === 'green_eyes')).toBe(false);
     expect(JSON.parse(fs.readFileSync(path.join(pack(), 'pack.json'), 'utf8')).mappers?.some((m: { slug: string }) => m.slug === 'green_eyes') ?? false).toBe(false);
   });
 
-  it('planEdit picks the server mapper by prompt in the server view', () => {
+  it('planEdit picks the server mapper by prompt in the server view', async () => {
     const catalog = new PackCatalog(pack(), undefined, mappersDir);
-    const plan = planEdit(DEFAULT_SETTINGS, catalog.view(catalog.defaultPack, SCOPE), 'c1', { prompt: 'Green Eyes' });
+    const plan = planEdit(DEFAULT_SETTINGS, await catalog.view(catalog.defaultPack, SCOPE), 'c1', { prompt: 'Green Eyes' });
     expect(plan).toMatchObject({ spec: { method: 'mapper', mapper: 'green_eyes' } });
-    const elsewhere = planEdit(DEFAULT_SETTINGS, catalog.view(catalog.defaultPack, 'playground:other'), 'c1', { prompt: 'green eyes', method: 'mapper' });
+    const elsewhere = planEdit(DEFAULT_SETTINGS, await catalog.view(catalog.defaultPack, 'playground:other'), 'c1', { prompt: 'green eyes', method: 'mapper' });
     expect(elsewhere).toMatchObject({ refusal: expect.stringContaining('has no mapper for "green eyes"') });
   });
 
-  it('offers nothing from a folder of another generator, a half-written one, or an entry whose graph is missing', () => {
+  it('offers nothing from a folder of another generator, a half-written one, or an entry whose graph is missing', async () => {
     const copy = (name: string) => {
       const dir = path.join(dataDir, name);
       fs.cpSync(folder, dir, { recursive: true });
@@ -74,26 +85,26 @@ describe('server mappers: the overlay', () => {
     const other = copy('other-generator');
     const index = JSON.parse(fs.readFileSync(path.join(other, 'mappers.json'), 'utf8'));
     fs.writeFileSync(path.join(other, 'mappers.json'), JSON.stringify({ ...index, pack: { ...index.pack, generator: '0'.repeat(64) } }));
-    expect(readOverlay(other, tiny)).toMatchObject({ mappers: [], problem: expect.stringContaining('another generator') });
+    expect(await readOverlay(other, tiny)).toMatchObject({ mappers: [], problem: expect.stringContaining('another generator') });
 
     const half = copy('half-written');
     fs.rmSync(path.join(half, 'mappers.json')); // the index is written last: without it, nothing is served
-    expect(readOverlay(half, tiny)).toEqual({ dir: half, mappers: [] });
+    expect(await readOverlay(half, tiny)).toEqual({ dir: half, mappers: [] });
 
     const gone = copy('graph-gone');
     fs.rmSync(path.join(gone, 'mappers/green_eyes.onnx'));
-    expect(readOverlay(gone, tiny).mappers).toEqual([]);
+    expect((await readOverlay(gone, tiny)).mappers).toEqual([]);
 
     const outside = copy('outside');
     fs.writeFileSync(path.join(outside, 'mappers.json'), JSON.stringify({ ...index, mappers: [{ ...index.mappers[0], file: '../half-written/mappers/green_eyes.onnx' }] }));
-    expect(readOverlay(outside, tiny).mappers).toEqual([]);
+    expect((await readOverlay(outside, tiny)).mappers).toEqual([]);
   });
 
   it('the engine runs a server mapper from the worker\'s spec', async () => {
     const catalog = new PackCatalog(pack(), undefined, mappersDir);
-    const spec = withServerMapper(catalog, catalog.defaultPack, SCOPE, { method: 'mapper', prompt: 'green eyes', mapper: 'green_eyes', strength: 1 });
+    const spec = await withServerMapper(catalog, catalog.defaultPack, SCOPE, { method: 'mapper', prompt: 'green eyes', mapper: 'green_eyes', strength: 1 });
     expect(spec.mapperFile).toBe(path.join(folder, 'mappers/green_eyes.onnx'));
-    expect(withServerMapper(catalog, catalog.defaultPack, 'playground:other', { method: 'mapper', prompt: 'green eyes', strength: 1 }).mapperFile).toBeUndefined();
+    expect((await withServerMapper(catalog, catalog.defaultPack, 'playground:other', { method: 'mapper', prompt: 'green eyes', strength: 1 })).mapperFile).toBeUndefined();
     const engine = await openPack(pack());
     try {
       const [source] = await engine.sample([7]);

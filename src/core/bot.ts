@@ -167,7 +167,7 @@ export class Bot implements BotCore {
     const data = await this.requestedBy(jobId, userId, dedupeKey, via, FOLLOW_UP_WORDS[action]);
     if (!data || 'text' in data) return data;
     const [settings, installed] = [await this.settings.get(data.scope), this.packs.get(data.pack)];
-    const pack = installed && this.packs.view(installed, data.scope);
+    const pack = installed && (await this.packs.view(installed, data.scope));
     if (!pack) return refuse(`This result was made with pack "${data.pack}", which is no longer installed.`);
     const hash = createHash('sha1').update(dedupeKey).digest('hex').slice(0, 16);
     const followUp = await this.followUp(data, action, settings, hash);
@@ -378,7 +378,7 @@ export class Bot implements BotCore {
       serverSettings: async (ctx) => {
         const settings = await this.settings.get(scopeOf(ctx));
         // The server view: the pack's mappers plus this server's own (PackCatalog.view).
-        return { settings, pack: this.packs.view(this.packs.get(settings.pack) ?? this.packs.defaultPack, scopeOf(ctx)) };
+        return { settings, pack: await this.packs.view(this.packs.get(settings.pack) ?? this.packs.defaultPack, scopeOf(ctx)) };
       },
       submit: (data) => this.submissions.submit(data),
       job: (jobId) => getJSON<EditJobData>(store, keys.job(jobId)),

@@ -43,7 +43,7 @@ export class PackCatalog {
   }
 
   /** A scope's own mappers for a pack (empty when none or when they do not fit the pack). */
-  overlay(pack: PackSummary, scope: string): Overlay {
+  async overlay(pack: PackSummary, scope: string): Promise<Overlay> {
     const dir = this.overlayDir(pack, scope);
     if (!dir) return { dir: '', mappers: [] };
     let mtimeMs: number;
@@ -57,7 +57,7 @@ export class PackCatalog {
     if (hit && hit.mtimeMs === mtimeMs && hit.packDir === pack.dir) return hit.overlay;
     let overlay: Overlay;
     try {
-      overlay = readOverlay(dir, readPack(pack.dir));
+      overlay = await readOverlay(dir, readPack(pack.dir));
     } catch (err) {
       overlay = { dir, mappers: [], problem: (err as Error).message };
     }
@@ -66,8 +66,8 @@ export class PackCatalog {
   }
 
   /** The server view of a pack: its own mappers, then the scope's (a pack mapper keeps its slug). */
-  view(pack: PackSummary, scope: string): PackSummary {
-    const extra = this.overlay(pack, scope).mappers.filter((m) => !pack.mappers.some((p) => p.slug === m.slug));
+  async view(pack: PackSummary, scope: string): Promise<PackSummary> {
+    const extra = (await this.overlay(pack, scope)).mappers.filter((m) => !pack.mappers.some((p) => p.slug === m.slug));
     if (extra.length === 0) return pack;
     return { ...pack, mappers: [...pack.mappers, ...extra.map((m) => ({ name: m.name, slug: m.slug, server: true }))] };
   }
@@ -81,9 +81,9 @@ export class PackCatalog {
   }
 
   /** The absolute file of a scope's own mapper named by `text` (name or slug), unless the pack has it. */
-  serverMapperFile(pack: PackSummary, scope: string, text: string): string | undefined {
+  async serverMapperFile(pack: PackSummary, scope: string, text: string): Promise<string | undefined> {
     if (findMapper(pack.mappers, text)) return undefined;
-    return findMapper(this.overlay(pack, scope).mappers, text)?.file;
+    return findMapper((await this.overlay(pack, scope)).mappers, text)?.file;
   }
 
   /**

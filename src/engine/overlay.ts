@@ -34,27 +34,35 @@ export function overlayDir(mappersDir: string, scope: string, packName: string):
 const GENERATOR_KEYS = ['mapping', 'toStyles', 'synthesis', 'wAvg'] as const;
 const hashCache = new Map<string, { stamp: string; hash: string }>();
 
-/** The toolkit's generator hash (train_mapper.py `files_hash`): sha256 over key, NUL, bytes, for each generator file. Cached by size + mtime. */
-export function generatorHash(pack: Pack): string {
-  const files = GENERATOR_KEYS.map((k) => pack.files[k]);
-  const stamp = files.map((f) => {
-    const s = fs.statSync(f);
+/** What the cached hash of a pack's generator was computed for: each file's size and mtime. */
+function stampOf(pack: Pack): string {
+  return GENERATOR_KEYS.map((k) => {
+    const s = fs.statSync(pack.files[k]);
     return `${s.size}:${s.mtimeMs}`;
   }).join('|');
+}
+
+/**
+ * The toolkit's generator hash (train_mapper.py `files_hash`): sha256 over key, NUL, bytes, for each generator
+ * file. Its files are streamed (a 1024² generator is over 100 MB), so the bot's event loop is never blocked for
+ * long; cached by size + mtime.
+ */
+export async function generatorHash(pack: Pack): Promise<string> {
+  const stamp = stampOf(pack);
   const hit = hashCache.get(pack.dir);
   if (hit && hit.stamp === stamp) return hit.hash;
   const h = createHash('sha256');
-  GENERATOR_KEYS.forEach((k, i) => {
+  for (const k of GENERATOR_KEYS) {
     h.update(`${k}\0`);
-    h.update(fs.readFileSync(files[i]));
-  });
+    for await (const chunk of fs.createReadStream(pack.files[k])) h.update(chunk as Buffer);
+  }
   const hash = h.digest('hex');
   hashCache.set(pack.dir, { stamp, hash });
   return hash;
 }
 
-/** Reads a mapper folder for `pack`; a missing folder is an empty overlay. Never throws. */
-export function readOverlay(dir: string, pack: Pack): Overlay {
+/** Reads a mapper folder for `pack`; a missing folder is an empty overlay. Never rejects. */
+export async function readOverlay(dir: string, pack: Pack): Promise<Overlay> {
   const index = path.join(dir, 'mappers.json');
   let raw: string;
   try {
@@ -73,7 +81,7 @@ export function readOverlay(dir: string, pack: Pack): Overlay {
   if (!Array.isArray(json.mappers)) return fail(`${index}: mappers must be a list`);
   let hash: string;
   try {
-    hash = generatorHash(pack);
+    hash = await generatorHash(pack);
   } catch (err) {
     return fail(`pack ${pack.dir}: ${(err as Error).message}`);
   }

@@ -56,9 +56,9 @@ async function loadSource(store: Store, jobId: string): Promise<{ state: LatentS
 }
 
 /** A mapper edit with a server's own mapper (not in the pack) runs that server's graph: its absolute file goes in the spec. */
-export function withServerMapper(packs: PackCatalog, pack: PackSummary, scope: string, spec: EditSpec): EditSpec {
+export async function withServerMapper(packs: PackCatalog, pack: PackSummary, scope: string, spec: EditSpec): Promise<EditSpec> {
   if (spec.method !== 'mapper') return spec;
-  const file = packs.serverMapperFile(pack, scope, spec.mapper ?? spec.prompt);
+  const file = await packs.serverMapperFile(pack, scope, spec.mapper ?? spec.prompt);
   return file ? { ...spec, mapperFile: file } : spec;
 }
 
@@ -93,7 +93,7 @@ export function startWorkerService(o: WorkerServiceOptions): WorkerService {
     if (!pack) throw new PermanentJobError('unknown_pack', `Model pack "${data.pack}" is not installed on this worker.`);
     const pickedAt = Date.now();
     if (isOptimize(data.spec) || isTraining(data.spec)) throw new PermanentJobError('wrong_lane', 'Gradient jobs do not belong on the edit lane.');
-    const item: ExecItem = { packDir: pack.dir, spec: withServerMapper(o.packs, pack, data.scope, data.spec) };
+    const item: ExecItem = { packDir: pack.dir, spec: await withServerMapper(o.packs, pack, data.scope, data.spec) };
     let seed: number | undefined;
     let photoKey: string | undefined;
     if (data.source.kind === 'seed') item.seed = seed = data.source.seed;

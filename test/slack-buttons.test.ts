@@ -116,6 +116,16 @@ describe('slack result buttons', () => {
     expect(labels(original.job)).toEqual(['🎲 new face', '❌ delete']);
   });
 
+  it('❌ pressed while the image is still being linked (a slow files.info) removes the image message too', async () => {
+    const s = await setup('socket');
+    s.slack.fileDeletion = 'leaves-tombstone';
+    s.slack.delays.set('files.info', 800); // the message that shares the file is known only once files.info answers
+    const { job } = await result(s, 'blue eyes seed:15');
+    await s.press(ALICE, job.ts, '❌');
+    await s.slack.waitFor(() => ephemeralsTo(s, ALICE).includes('Deleted.'), 'the private "Deleted."');
+    expect(s.slack.visibleMessages(CHANNEL)).toEqual([]);
+  });
+
   it('❌ removes the job message, the image message and the file; a leftover button or an expired one says it is gone', async () => {
     const s = await setup('socket');
     s.slack.fileDeletion = 'leaves-tombstone';

@@ -81,11 +81,12 @@ export class JobMessages {
    * plus `also` (the message a ❌ was on). Messages already gone are fine.
    */
   async removeResult(jobId: string, also: { channel: string; ts: string }): Promise<void> {
-    const known = this.known.get(jobId)?.fileId;
-    const keys = new Set([...(known ? [fileKey(known)] : []), ...(await this.core.messagesForJob('slack', jobId)), messageKey(also.channel, also.ts)]);
-    const things = [...keys].map(linked);
     this.progress.forget(jobId);
     await this.inOrder(jobId, async () => {
+      // Read once an upload under way is done: it links the message that shares the image as it ends.
+      const known = this.known.get(jobId)?.fileId;
+      const keys = new Set([...(known ? [fileKey(known)] : []), ...(await this.core.messagesForJob('slack', jobId)), messageKey(also.channel, also.ts)]);
+      const things = [...keys].map(linked);
       // Files first: Slack may leave a "file deleted" message behind, which the message pass then removes.
       for (const t of things) if ('file' in t) await this.ignoreGone(this.client.files.delete({ file: t.file }), 'file_not_found');
       for (const t of things) if ('ts' in t) await this.ignoreGone(this.client.chat.delete({ channel: t.channel, ts: t.ts }), 'message_not_found');

@@ -85,6 +85,8 @@ export class FakeSlack {
   readonly acks = new Map<string, Json>();
   /** Web API method → the error Slack answers it with (e.g. chat.postMessage → restricted_action). */
   readonly failures = new Map<string, string>();
+  /** Web API method → how long Slack takes to answer it (ms): a slow call, to open a race on purpose. */
+  readonly delays = new Map<string, number>();
   /**
    * What files.delete does to the message that shared the file: removes it, or (as Slack does to a message with
    * text) leaves the message with its text and a "This file was deleted." tombstone in place of the file.
@@ -392,6 +394,8 @@ export class FakeSlack {
       const auth = req.headers.authorization;
       const token = auth?.startsWith('Bearer ') ? auth.slice(7) : typeof args.token === 'string' ? args.token : null;
       this.calls.push({ method, token, args });
+      const delay = this.delays.get(method);
+      if (delay) await new Promise((r) => setTimeout(r, delay));
       return sendJson(res, this.api(method, token, args));
     }
     if (url.pathname.startsWith('/upload/')) {

@@ -29,6 +29,13 @@ export class Metrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5],
     registers: [this.registry],
   });
+  readonly gradientRunSeconds = new Histogram({
+    name: 'styleclip_gradient_run_seconds',
+    help: 'Time of the PyTorch loop of one gradient job (an optimization, a mapper training), by method',
+    labelNames: ['method'] as const,
+    buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400],
+    registers: [this.registry],
+  });
   readonly failures = new Counter({
     name: 'styleclip_job_failures_total',
     help: 'Failed job attempts by cause, counted by the worker: every failed try counts, including tries that are retried later and cancellations (cause="cancelled"); styleclip_jobs_total counts each job once, by final status',

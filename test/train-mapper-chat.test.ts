@@ -188,6 +188,8 @@ describe('mapper training end to end (embedded, real toolkit on the tiny pack)',
     expect([image!.bytes.readUInt32BE(16), image!.bytes.readUInt32BE(20)]).toEqual([128, 64]);
     expect(await bot.store.get(keys.preview(jobId))).toBeNull(); // progress records go with the run
 
+    expect(await bot.metricsText()).toMatch(/^styleclip_gradient_run_seconds_count\{method="train-mapper"\} 1$/m);
+
     // The mapper is the server's: in its folder beside the read-only pack, no checkpoint left behind.
     const folder = path.join(dataDir, 'mappers', 'playground_s1', 'tiny');
     expect(fs.readdirSync(path.join(folder, 'mappers')).sort()).toEqual(['pixie_cut.onnx']);

@@ -104,7 +104,7 @@ export function startOptimizeLane(o: OptimizeLaneOptions): OptimizeLane {
       timings: { queueMs: pickedAt - data.submittedAt, engineMs: Math.round(s.seconds * 1000), encodeMs: 0, batchSize: 1 },
       completedAt: Date.now(),
     };
-    o.metrics.engineSeconds.observe({ stage: 'optimize' }, s.seconds);
+    o.metrics.gradientRunSeconds.observe({ method: 'optimize' }, s.seconds);
     const ttl = o.resultTtlS;
     await job.progress(95);
     await store.set(keys.resultPng(id), outcome.png, ttl);

@@ -96,7 +96,7 @@ export function startTrainLane(o: TrainLaneOptions): ToolkitLane {
       timings: { queueMs: pickedAt - data.submittedAt, engineMs: Math.round(outcome.seconds * 1000), encodeMs: 0, batchSize: 1 },
       completedAt: Date.now(),
     };
-    o.metrics.engineSeconds.observe({ stage: 'train-mapper' }, outcome.seconds);
+    o.metrics.gradientRunSeconds.observe({ method: 'train-mapper' }, outcome.seconds);
     await job.progress(95);
     if (outcome.preview) await store.set(keys.resultPng(id), outcome.preview, o.resultTtlS);
     await setJSON(store, keys.resultMeta(id), meta, o.resultTtlS); // written last: its presence means "result complete"

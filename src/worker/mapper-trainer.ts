@@ -3,7 +3,7 @@
 // toolkit writes the graph, then `mappers.json` last and atomically, so nothing half-written is ever served.
 // A stop (cancel, shutdown) leaves a checkpoint; a rerun with `resume` continues from it bit-exactly. A run
 // without `resume` starts over (the toolkit drops an old checkpoint). Previews: one sample face before → after
-// the mapper, every `previewEveryS` seconds and at the end.
+// the mapper, every 2 minutes and at the end.
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -25,9 +25,7 @@ export interface TrainRequest {
   seed?: number;
   /** ArcFace ID loss weight (the toolkit's default: the official 0.1). */
   idLambda?: number;
-  /** Seconds between previews (default the toolkit's 120); none without `previewSize`. */
-  previewEveryS?: number;
-  /** Largest side of each half of the preview (px); previews are written only when set. */
+  /** Largest side of each half of the preview (px); previews (every 2 min, the toolkit's default) only when set. */
   previewSize?: number;
 }
 
@@ -93,7 +91,6 @@ export function startMapperTraining(req: TrainRequest, hooks: TrainHooks = {}): 
     if (req.previewSize) {
       dir = await fs.mkdtemp(path.join(os.tmpdir(), 'styleclip-train-'));
       args.push('--preview', path.join(dir, 'preview.png'), '--preview-size', String(req.previewSize));
-      if (req.previewEveryS !== undefined) args.push('--preview-every-s', String(req.previewEveryS));
     }
     return args;
   })();

@@ -17,8 +17,6 @@ export interface TrainLaneOptions extends WorkerContext {
   /** Longest a training may run (TRAIN_BUDGET_S); past it the run is stopped and the admin told. */
   budgetS: number;
   torch: Extract<TorchProbe, { ok: true }>;
-  /** Seconds between preview images (default 120). */
-  previewEveryS?: number;
   cancelPollMs?: number;
 }
 
@@ -55,7 +53,6 @@ export function startTrainLane(o: TrainLaneOptions): ToolkitLane {
       device: o.device,
       seed: data.source.kind === 'seed' ? data.source.seed : 0,
       previewSize: PREVIEW_SIZE,
-      previewEveryS: o.previewEveryS,
     };
     const outcome = await lane.follow(job, (onStep) => startMapperTraining(request, { onStep }), o.budgetS);
 

@@ -47,6 +47,8 @@ export interface Config {
   optimizeBudgetS: number;
   /** TRAIN_BUDGET_S: longest a mapper training may run on a worker. */
   trainBudgetS: number;
+  /** STYLECLIP_TRAIN (default on): whether a worker that takes optimize jobs also takes mapper trainings. */
+  train: boolean;
 }
 
 export class ConfigError extends Error {
@@ -128,5 +130,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, root = process.
     optimize: optimize as OptimizeMode,
     optimizeBudgetS: int(env, 'OPTIMIZE_BUDGET_S', 600, 1, 24 * 3600),
     trainBudgetS: int(env, 'TRAIN_BUDGET_S', 4 * 3600, 1, 7 * 24 * 3600),
+    train: env.STYLECLIP_TRAIN?.trim() ? flag(env, 'STYLECLIP_TRAIN') : true,
   };
 }

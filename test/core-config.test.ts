@@ -20,12 +20,15 @@ describe('config', () => {
       lockMs: 30_000,
       shutdownTimeoutMs: 10_000,
       playgroundAdmins: ['admin'],
+      optimize: 'auto',
+      train: true,
+      trainBudgetS: 4 * 3600,
     });
   });
 
   it('reads values and names the variable of any bad one', () => {
-    const c = loadConfig({ PORT: '8080', REDIS_URL: 'redis://r:6379', STYLECLIP_DEVICE: 'CUDA', PLAYGROUND: 'yes', PLAYGROUND_ADMINS: 'ann, bo', SHUTDOWN_TIMEOUT_MS: '2500' }, '/repo');
-    expect(c).toMatchObject({ shutdownTimeoutMs: 2500, port: 8080, redisUrl: 'redis://r:6379', device: 'cuda', batchSize: 8, playground: true, playgroundAdmins: ['ann', 'bo'] });
+    const c = loadConfig({ PORT: '8080', REDIS_URL: 'redis://r:6379', STYLECLIP_DEVICE: 'CUDA', PLAYGROUND: 'yes', PLAYGROUND_ADMINS: 'ann, bo', SHUTDOWN_TIMEOUT_MS: '2500', STYLECLIP_TRAIN: 'off', TRAIN_BUDGET_S: '600' }, '/repo');
+    expect(c).toMatchObject({ shutdownTimeoutMs: 2500, port: 8080, redisUrl: 'redis://r:6379', device: 'cuda', batchSize: 8, playground: true, playgroundAdmins: ['ann', 'bo'], train: false, trainBudgetS: 600 });
     const bad: [Record<string, string>, string][] = [
       [{ PORT: 'http' }, 'PORT: expected a whole number, got "http"'],
       [{ PORT: '70000' }, 'PORT: must be between 0 and 65535, got 70000'],
@@ -35,6 +38,7 @@ describe('config', () => {
       [{ WORKER_BATCH_WINDOW_MS: '-1' }, 'WORKER_BATCH_WINDOW_MS: expected a whole number, got "-1"'],
       [{ RESULT_TTL_S: 'forever' }, 'RESULT_TTL_S: expected a whole number, got "forever"'],
       [{ PLAYGROUND: 'maybe' }, 'PLAYGROUND: expected 1/0/true/false, got "maybe"'],
+      [{ STYLECLIP_TRAIN: 'auto' }, 'STYLECLIP_TRAIN: expected 1/0/true/false, got "auto"'],
       [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL: expected one of fatal, error, warn, info, debug, trace, silent'],
       [{ SHUTDOWN_TIMEOUT_MS: '10s' }, 'SHUTDOWN_TIMEOUT_MS: expected a whole number, got "10s"'],
       [{ STYLECLIP_REDIS_PREFIX: 'a:b' }, 'STYLECLIP_REDIS_PREFIX: use 1–64 letters, digits, "_", "." or "-"'],

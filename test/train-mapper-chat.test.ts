@@ -11,7 +11,7 @@ import { parseInput } from '../src/core/parse.ts';
 import { repliesPublicly } from '../src/core/types.ts';
 import type { PackSummary } from '../src/engine/types.ts';
 import { applySetting, DEFAULT_SETTINGS, TRAIN_STEPS_LIMIT, type ServerSettings } from '../src/state/settings.ts';
-import { advertise, type Advertisement } from '../src/state/capabilities.ts';
+import { advertise, capableWorker, type Advertisement } from '../src/state/capabilities.ts';
 import { PackCatalog } from '../src/engine/catalog.ts';
 import { getJSON } from '../src/state/store.ts';
 import { keys } from '../src/state/keys.ts';
@@ -206,6 +206,22 @@ describe('mapper training end to end (embedded, real toolkit on the tiny pack)',
     const carol = ctxFor('carol', { serverId: 's2' });
     expect((await bot.invoke('styleclip', { kind: 'text', text: 'pixie cut method:mapper' }, carol, targetFor(carol))).text).toMatch(/has no mapper for "pixie cut"/);
   }, 300_000);
+});
+
+describe('a worker with STYLECLIP_TRAIN=off (real PyTorch probe)', () => {
+  it('takes optimize jobs but no trainings: the command says so at once', async () => {
+    const bot = await createApp(testAppOptions({ packDir: tinyPackDir(), optimize: 'on', train: false }));
+    try {
+      expect(bot.gradients()).toMatchObject({ optimize: 'on', training: 'off' });
+      expect(await capableWorker(bot.store, 'optimize')).not.toBeNull();
+      expect(await capableWorker(bot.store, 'train-mapper')).toBeNull();
+      const root = ctxFor('root', { isPlatformAdmin: true });
+      const reply = await bot.invoke('styleclip-admin', { kind: 'text', text: 'train-mapper pixie cut' }, root, targetFor(root));
+      expect(reply).toMatchObject({ error: true, text: expect.stringMatching(/^No worker that can train mappers is running now/) });
+    } finally {
+      await bot.close();
+    }
+  }, 120_000);
 });
 
 // ---- End to end with real processes: the playground bot and workers on Redis, a worker dying mid-training ----

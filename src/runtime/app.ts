@@ -20,7 +20,7 @@ import type { Config } from '../config.ts';
 
 export interface AppOptions
   extends Pick<Config, 'packDir' | 'packsDir' | 'redisUrl' | 'resultTtlS' | 'device' | 'batchSize' | 'batchWindowMs' | 'outageMs' | 'watchdogMs'>,
-    Partial<Pick<Config, 'optimize' | 'optimizeBudgetS' | 'trainBudgetS' | 'dataDir'>> {
+    Partial<Pick<Config, 'optimize' | 'optimizeBudgetS' | 'trainBudgetS' | 'train' | 'dataDir'>> {
   /** Redis key prefix for the store and BullMQ (STYLECLIP_REDIS_PREFIX); tests use a unique one. */
   prefix: string;
   /** Run a worker in this process (engine in a worker thread). Always, without Redis. */

@@ -16,12 +16,14 @@ export interface GradientStartOptions extends WorkerContext {
   optimizeBudgetS?: number;
   /** Longest a mapper training may run (TRAIN_BUDGET_S, default 4 h). */
   trainBudgetS?: number;
+  /** Whether mapper trainings run here too (STYLECLIP_TRAIN, default on): off keeps a small GPU to optimizations. */
+  train?: boolean;
 }
 
 /** What a worker says about its gradient lanes (/healthz). */
 export type GradientStatus =
   | { optimize: 'off' | 'probing' | 'unavailable'; reason?: string }
-  | ({ optimize: 'on' } & ReturnType<OptimizeLane['stats']> & { training: ReturnType<ToolkitLane['stats']> });
+  | ({ optimize: 'on' } & ReturnType<OptimizeLane['stats']> & { training: ReturnType<ToolkitLane['stats']> | 'off' });
 
 export type WorkerWithGradients = WorkerService & { gradients(): GradientStatus };
 
@@ -30,7 +32,7 @@ export async function startGradientLane(o: GradientStartOptions, service: Worker
   const trainQueue = laneQueue(o.queue, 'training');
   const mode = o.optimize ?? 'auto';
   let status: GradientStatus = { optimize: 'off' };
-  let lanes: { optimize: OptimizeLane; train: ToolkitLane } | null = null;
+  let lanes: { optimize: OptimizeLane; train: ToolkitLane | null } | null = null;
   let closed = false;
 
   const begin = async () => {
@@ -51,7 +53,7 @@ export async function startGradientLane(o: GradientStartOptions, service: Worker
         torch,
         checkRunningCaps: runningCapsCheck(o.queue, new SettingsService(o.store, o.log), o.metrics),
       }),
-      train: startTrainLane({ ...o, queue: trainQueue!, budgetS: o.trainBudgetS ?? 4 * 3600, torch }),
+      train: o.train === false ? null : startTrainLane({ ...o, queue: trainQueue!, budgetS: o.trainBudgetS ?? 4 * 3600, torch }),
     };
   };
 
@@ -67,18 +69,18 @@ export async function startGradientLane(o: GradientStartOptions, service: Worker
     }
   }
 
-  const current = (): { optimize: OptimizeLane; train: ToolkitLane } | null => lanes;
+  const current = (): { optimize: OptimizeLane; train: ToolkitLane | null } | null => lanes;
   return {
     ...service,
-    running: () => [...service.running(), ...(current()?.optimize.running() ?? []), ...(current()?.train.running() ?? [])],
+    running: () => [...service.running(), ...(current()?.optimize.running() ?? []), ...(current()?.train?.running() ?? [])],
     gradients: () => {
       const l = current();
-      return l ? { optimize: 'on', ...l.optimize.stats(), training: l.train.stats() } : status;
+      return l ? { optimize: 'on', ...l.optimize.stats(), training: l.train?.stats() ?? 'off' } : status;
     },
     async close() {
       closed = true;
       const l = current();
-      await Promise.all([l?.optimize.close(), l?.train.close(), service.close()]);
+      await Promise.all([l?.optimize.close(), l?.train?.close(), service.close()]);
     },
   };
 }

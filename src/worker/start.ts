@@ -17,6 +17,8 @@ export interface WorkerOptions extends WorkerContext {
   optimizeBudgetS?: number;
   /** Longest a mapper training may run (TRAIN_BUDGET_S, default 4 h). */
   trainBudgetS?: number;
+  /** Mapper trainings beside optimize jobs (STYLECLIP_TRAIN, default on). */
+  train?: boolean;
 }
 
 /** Resolves once the engine has opened the default pack; a pack it can't open rejects with the engine's message. */

@@ -198,7 +198,7 @@ describe('lanes and capabilities', () => {
 
 // ---- End to end: playground (styleclip bot) + styleclip worker on Redis, the real toolkit on the tiny pack ----
 
-const waitOptimizer = (worker: Proc) => waitGradientLane(worker, 'optimize');
+const waitOptimizer = (worker: Proc) => waitGradientLane(worker, 'optimization');
 
 describe('method:optimize end to end (playground, Redis, styleclip worker)', () => {
   const deployments = new Deployments();

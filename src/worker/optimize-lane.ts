@@ -112,6 +112,6 @@ export function startOptimizeLane(o: OptimizeLaneOptions): OptimizeLane {
     await setJSON(store, keys.resultMeta(id), meta, ttl); // written last: its presence means "result complete"
   }
 
-  const lane = startToolkitLane({ ...o, capability: 'optimize', what: 'optimize', run: handle });
+  const lane = startToolkitLane({ ...o, capability: 'optimize', what: 'optimization', run: handle });
   return { ...lane, stats: () => ({ ...lane.stats(), lastStepsPerS }) };
 }

@@ -41,7 +41,7 @@ export interface ToolkitLaneOptions extends WorkerContext {
   queue: JobQueue;
   capability: Capability;
   torch: Extract<TorchProbe, { ok: true }>;
-  /** For logs: "optimize", "mapper training". */
+  /** What its jobs are called in logs and messages: "optimization", "mapper training". */
   what: string;
   /** How often the cancel flag is read while a run is under way (default 250 ms). */
   cancelPollMs?: number;

@@ -25,8 +25,8 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined>,
 
 export type Proc = Awaited<ReturnType<typeof spawnStyleclip>>;
 
-/** A worker logs this once PyTorch was found and it takes `what` ("optimize", "mapper training") jobs. */
-export const waitGradientLane = (worker: Proc, what = 'optimize') =>
+/** A worker logs this once PyTorch was found and it takes `what` ("optimization", "mapper training") jobs. */
+export const waitGradientLane = (worker: Proc, what: string) =>
   waitFor(`the ${what} lane`, async () => (worker.output().includes(`taking ${what} jobs`) ? true : undefined));
 
 /** Processes whose parent is `pid` (the toolkit's python runs as the worker's child: bash execs it). */

@@ -7,7 +7,7 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { crashMessage, refusalOf, startToolkit, type StopReason } from './toolkit-process.ts';
+import { failureOf, startToolkit, type ToolkitFailure, type StopReason } from './toolkit-process.ts';
 
 export interface TrainRequest {
   packDir: string;
@@ -56,8 +56,7 @@ export interface TrainSummary {
 export type TrainOutcome =
   | ({ kind: 'done' } & TrainSummary)
   | { kind: 'stopped'; reason: StopReason; step: number; checkpoint?: string }
-  | { kind: 'refused'; message: string }
-  | { kind: 'crashed'; message: string };
+  | ToolkitFailure;
 
 export interface TrainHooks {
   /** `step`: steps already done (the checkpoint's, when resumed). */
@@ -152,9 +151,7 @@ export function startMapperTraining(req: TrainRequest, hooks: TrainHooks = {}): 
           ...(preview ? { preview } : {}),
         };
       }
-      const refusal = refusalOf(end.code, end.stderr);
-      if (refusal) return { kind: 'refused', message: refusal };
-      return { kind: 'crashed', message: crashMessage('training', end.code, end.signal, end.stderr) };
+      return failureOf('training', end);
     } finally {
       if (dir) await fs.rm(dir, { recursive: true, force: true }).catch(() => {});
     }

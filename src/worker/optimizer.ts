@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { formatNpy, parseNpy } from '../engine/npy.ts';
 import type { OptimizeInfo } from '../jobs/types.ts';
-import { crashMessage, refusalOf, startToolkit, TOOLKIT_SCRIPT, type StopReason, type ToolkitProcess } from './toolkit-process.ts';
+import { failureOf, startToolkit, type ToolkitFailure, TOOLKIT_SCRIPT, type StopReason, type ToolkitProcess } from './toolkit-process.ts';
 
 /** Whether a worker takes optimize jobs (STYLECLIP_OPTIMIZE): auto = when PyTorch is found, on = required, off = never. */
 export type OptimizeMode = 'auto' | 'on' | 'off';
@@ -90,10 +90,8 @@ export type OptimizeSummary = Omit<OptimizeInfo, 'method' | 'l2Lambda' | 'idLamb
 export type OptimizeOutcome =
   | { kind: 'done'; wplus: Float32Array; png: Buffer; summary: OptimizeSummary }
   | { kind: 'stopped'; reason: StopReason; step: number }
-  /** The toolkit refused the request (exit 1, one line on stderr): retrying will not help. */
-  | { kind: 'refused'; message: string }
-  /** Anything else (crash, killed, out of memory): a transient fault. */
-  | { kind: 'crashed'; message: string };
+  /** Refused (exit 1, one line on stderr: retrying will not help), or crashed, killed, out of memory (transient). */
+  | ToolkitFailure;
 
 export interface OptimizeRun {
   outcome: Promise<OptimizeOutcome>;
@@ -189,9 +187,7 @@ export function startOptimization(req: OptimizeRequest, hooks: OptimizeHooks = {
           },
         };
       }
-      const refusal = refusalOf(end.code, end.stderr);
-      if (refusal) return { kind: 'refused', message: refusal };
-      return { kind: 'crashed', message: crashMessage('optimization', end.code, end.signal, end.stderr) };
+      return failureOf('optimization', end);
     } finally {
       if (dir) await fs.rm(dir, { recursive: true, force: true }).catch(() => {});
     }

@@ -99,8 +99,16 @@ export function startToolkit(args: string[] | Promise<string[]>, hooks: ToolkitH
   };
 }
 
+/** What a process that exited without its result means: a refusal (retrying will not help) or a crash (it may). */
+export type ToolkitFailure = { kind: 'refused'; message: string } | { kind: 'crashed'; message: string };
+
+export function failureOf(what: string, end: Extract<ToolkitEnd, { kind: 'exited' }>): ToolkitFailure {
+  const refusal = refusalOf(end.code, end.stderr);
+  return refusal ? { kind: 'refused', message: refusal } : { kind: 'crashed', message: crashMessage(what, end.code, end.signal, end.stderr) };
+}
+
 /** A toolkit refusal (exit 1, its one line last on stderr, no traceback before it): the message, else undefined. */
-export function refusalOf(code: number | null, stderr: string): string | undefined {
+function refusalOf(code: number | null, stderr: string): string | undefined {
   const lastLine = stderr.trim().split('\n').pop() ?? '';
   if (code === 1 && lastLine && !/Traceback|Error:/.test(stderr.slice(0, stderr.lastIndexOf(lastLine)))) {
     return lastLine.replace(/^(styleclip[-_ ]toolkit:?|error:)\s*/i, '');
@@ -109,7 +117,7 @@ export function refusalOf(code: number | null, stderr: string): string | undefin
 }
 
 /** How a crash reads: "the <what> process ended (exit 2): <last stderr line>". */
-export function crashMessage(what: string, code: number | null, signal: NodeJS.Signals | null, stderr: string): string {
+function crashMessage(what: string, code: number | null, signal: NodeJS.Signals | null, stderr: string): string {
   const lastLine = stderr.trim().split('\n').pop() ?? '';
   const how = signal ? `killed by ${signal}` : `exit ${code}`;
   return `the ${what} process ended (${how})${lastLine ? `: ${lastLine}` : ''}`;

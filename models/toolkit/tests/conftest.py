@@ -53,9 +53,10 @@ def small_pack(small_checkpoint_path, tmp_path_factory):
     return pack
 
 
-def interrupt_at_first_step(args, timeout=60):
-    """Runs `python -m styleclip_toolkit ARGS --progress-jsonl`, sends SIGTERM at the first step event and
-    returns (exit code, stderr, every JSON event printed)."""
+def interrupt_at_first_step(args, timeout=60, close_pipe=False):
+    """Runs `python -m styleclip_toolkit ARGS --progress-jsonl` and, at the first step event, sends SIGTERM
+    (the supervisor stops it) or, with `close_pipe`, closes its stdout (the supervisor was killed). Returns
+    (exit code, stderr, every JSON event read)."""
     import json
     import os
     import signal
@@ -68,8 +69,13 @@ def interrupt_at_first_step(args, timeout=60):
     for line in proc.stdout:
         events.append(json.loads(line))
         if events[-1]["event"] == "step":
-            proc.send_signal(signal.SIGTERM)
             break
+    if close_pipe:
+        proc.stdout.close()
+        err = proc.stderr.read()
+        proc.wait(timeout=timeout)
+        return proc.returncode, err, events
+    proc.send_signal(signal.SIGTERM)
     rest, err = proc.communicate(timeout=timeout)
     events += [json.loads(line) for line in rest.splitlines()]
     return proc.returncode, err, events

@@ -10,8 +10,6 @@ import json
 import math
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -366,13 +364,6 @@ def test_a_closed_progress_pipe_stops_the_run_like_sigterm(tmp_path):
     """The supervisor's end of stdout closes when it is killed: the run stops (its result has no reader)
     instead of dying of BrokenPipeError."""
     out = tmp_path / "w.npy"
-    proc = subprocess.Popen([sys.executable, "-m", "styleclip_toolkit", *ORPHAN_RUN, "--out", str(out)],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO / "models/toolkit")})
-    for line in proc.stdout:
-        if json.loads(line)["event"] == "step":
-            break
-    proc.stdout.close()
-    err = proc.stderr.read()
-    assert proc.wait(timeout=120) == 130 and err == "error: interrupted\n"
+    code, err, _ = interrupt_at_first_step([*ORPHAN_RUN, "--out", str(out)], timeout=120, close_pipe=True)
+    assert code == 130 and err == "error: interrupted\n"
     assert not out.exists()

@@ -13,8 +13,6 @@ import math
 import os
 import shutil
 import struct
-import subprocess
-import sys
 import zlib
 
 import numpy as np
@@ -609,15 +607,8 @@ def test_an_orphaned_run_checkpoints_and_stops_like_sigterm(tmp_path, capsys, mo
 def test_a_closed_progress_pipe_stops_the_run_like_sigterm(tmp_path):
     """The supervisor's end of stdout closes when it is killed: the run checkpoints and stops."""
     folder = tmp_path / "m"
-    proc = subprocess.Popen([sys.executable, "-m", "styleclip_toolkit", *RUN, "--steps", "100000", "--out", str(folder)],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO / "models/toolkit")})
-    for line in proc.stdout:
-        if json.loads(line)["event"] == "step":
-            break
-    proc.stdout.close()
-    err = proc.stderr.read()
-    assert proc.wait(timeout=120) == 130 and err == "error: interrupted\n"
+    code, err, _ = interrupt_at_first_step([*RUN, "--steps", "100000", "--out", str(folder)], timeout=120, close_pipe=True)
+    assert code == 130 and err == "error: interrupted\n"
     assert checkpoint_path(folder, "curly_hair").is_file() and not (folder / "mappers.json").exists()
 
 

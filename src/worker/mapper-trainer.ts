@@ -7,7 +7,7 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { failureOf, startToolkit, type ToolkitFailure, type StopReason } from './toolkit-process.ts';
+import { failureOf, startToolkit, toolkitRun, type ToolkitFailure, type StopReason, type ToolkitRun } from './toolkit-process.ts';
 
 export interface TrainRequest {
   packDir: string;
@@ -67,11 +67,7 @@ export interface TrainHooks {
   graceMs?: number;
 }
 
-export interface TrainRun {
-  outcome: Promise<TrainOutcome>;
-  stop(reason: StopReason): void;
-  readonly pid: number | undefined;
-}
+export type TrainRun = ToolkitRun<TrainOutcome>;
 
 export function startMapperTraining(req: TrainRequest, hooks: TrainHooks = {}): TrainRun {
   const every = req.checkpointEvery ?? Math.max(1, Math.ceil(req.steps / 20));
@@ -125,9 +121,9 @@ export function startMapperTraining(req: TrainRequest, hooks: TrainHooks = {}): 
       }
     },
   });
-  const outcome = (async (): Promise<TrainOutcome> => {
-    try {
-      const end = await proc.ended;
+  return toolkitRun(
+    proc,
+    async (end): Promise<TrainOutcome> => {
       await Promise.all(reads);
       if (end.kind === 'stopped') return { kind: 'stopped', reason: end.reason, step: 0 };
       if (end.stopped) {
@@ -152,15 +148,7 @@ export function startMapperTraining(req: TrainRequest, hooks: TrainHooks = {}): 
         };
       }
       return failureOf('training', end);
-    } finally {
-      if (dir) await fs.rm(dir, { recursive: true, force: true }).catch(() => {});
-    }
-  })();
-  return {
-    outcome,
-    stop: (reason) => proc.stop(reason),
-    get pid() {
-      return proc.pid;
     },
-  };
+    () => dir,
+  );
 }

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { formatNpy, parseNpy } from '../engine/npy.ts';
 import type { OptimizeInfo } from '../jobs/types.ts';
-import { failureOf, startToolkit, type ToolkitFailure, TOOLKIT_SCRIPT, type StopReason, type ToolkitProcess } from './toolkit-process.ts';
+import { failureOf, startToolkit, toolkitRun, type ToolkitFailure, TOOLKIT_SCRIPT, type StopReason, type ToolkitProcess, type ToolkitRun } from './toolkit-process.ts';
 
 /** Whether a worker takes optimize jobs (STYLECLIP_OPTIMIZE): auto = when PyTorch is found, on = required, off = never. */
 export type OptimizeMode = 'auto' | 'on' | 'off';
@@ -93,12 +93,7 @@ export type OptimizeOutcome =
   /** Refused (exit 1, one line on stderr: retrying will not help), or crashed, killed, out of memory (transient). */
   | ToolkitFailure;
 
-export interface OptimizeRun {
-  outcome: Promise<OptimizeOutcome>;
-  /** SIGTERM (the toolkit then reports `cancelled` and exits 130), SIGKILL if it is still there after `graceMs`. */
-  stop(reason: StopReason): void;
-  readonly pid: number | undefined;
-}
+export type OptimizeRun = ToolkitRun<OptimizeOutcome>;
 
 export interface OptimizeHooks {
   onStart?(info: { resolution: number; device: string }): void;
@@ -159,9 +154,9 @@ export function startOptimization(req: OptimizeRequest, hooks: OptimizeHooks = {
   };
   // The arguments are only known once the work folder exists: the process starts after `prepared`.
   proc = startToolkit(prepared, { onEvent, env: hooks.env, graceMs: hooks.graceMs });
-  const outcome = (async (): Promise<OptimizeOutcome> => {
-    try {
-      const end = await proc.ended;
+  return toolkitRun(
+    proc,
+    async (end): Promise<OptimizeOutcome> => {
       await Promise.all(reads);
       if (end.kind === 'stopped') return { kind: 'stopped', reason: end.reason, step: 0 };
       if (end.stopped) return { kind: 'stopped', reason: end.stopped, step: lastStep };
@@ -188,15 +183,7 @@ export function startOptimization(req: OptimizeRequest, hooks: OptimizeHooks = {
         };
       }
       return failureOf('optimization', end);
-    } finally {
-      if (dir) await fs.rm(dir, { recursive: true, force: true }).catch(() => {});
-    }
-  })();
-  return {
-    outcome,
-    stop: (reason) => proc.stop(reason),
-    get pid() {
-      return proc.pid;
     },
-  };
+    () => dir,
+  );
 }

@@ -12,13 +12,7 @@ import type { WorkerContext } from './context.ts';
 import type { TorchProbe } from './optimizer.ts';
 import { storeProgress } from './progress.ts';
 import { rideOutJob, type Ride } from './ride.ts';
-import type { StopReason } from './toolkit-process.ts';
-
-/** A started toolkit run (OptimizeRun, TrainRun). */
-export interface StoppableRun<T> {
-  outcome: Promise<T>;
-  stop(reason: StopReason): void;
-}
+import type { ToolkitRun } from './toolkit-process.ts';
 
 /** A run's step, with the preview image made with it (PNG), if any. */
 export type StepListener = (step: StepProgress & { preview?: Buffer }) => void;
@@ -31,7 +25,7 @@ export interface LaneTools {
    * Starts a run whose steps show as the job's progress (progress.ts) and follows it until it ends: stopped on ❌
    * (the cancel flag), past `budgetS`, or at shutdown. Its progress records are gone when this returns.
    */
-  follow<T>(job: ActiveJob, start: (onStep: StepListener) => StoppableRun<T>, budgetS: number): Promise<T>;
+  follow<T>(job: ActiveJob, start: (onStep: StepListener) => ToolkitRun<T>, budgetS: number): Promise<T>;
   /** Throw this to hand a job back to the queue (no try used): another worker, or this one restarted, takes it. */
   handBack(): PostponeJob;
 }
@@ -59,7 +53,7 @@ export interface ToolkitLane {
 const HAND_BACK_MS = 100;
 
 export function startToolkitLane(o: ToolkitLaneOptions): ToolkitLane {
-  const runs = new Map<string, StoppableRun<unknown>>();
+  const runs = new Map<string, ToolkitRun<unknown>>();
   let closing = false;
   let done = 0;
   let failed = 0;
@@ -67,7 +61,7 @@ export function startToolkitLane(o: ToolkitLaneOptions): ToolkitLane {
   // Seen only without Redis (the in-process queue dies with the process); with Redis the job reruns.
   const handBack = () => new PostponeJob(`the bot restarted before this ${o.what} finished; please run it again.`, HAND_BACK_MS);
 
-  async function supervise<T>(jobId: string, run: StoppableRun<T>, budgetS: number): Promise<T> {
+  async function supervise<T>(jobId: string, run: ToolkitRun<T>, budgetS: number): Promise<T> {
     runs.set(jobId, run);
     if (closing) run.stop('shutdown');
     const budget = setTimeout(() => run.stop('budget'), budgetS * 1000);
@@ -93,7 +87,7 @@ export function startToolkitLane(o: ToolkitLaneOptions): ToolkitLane {
     }
   }
 
-  async function follow<T>(job: ActiveJob, start: (onStep: StepListener) => StoppableRun<T>, budgetS: number): Promise<T> {
+  async function follow<T>(job: ActiveJob, start: (onStep: StepListener) => ToolkitRun<T>, budgetS: number): Promise<T> {
     await job.progress(OPTIMIZE_START_PROGRESS);
     const progress = storeProgress(o, job);
     try {

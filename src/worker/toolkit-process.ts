@@ -4,6 +4,7 @@
 // grace), kills what is still running when the worker exits, and tells a refusal (exit 1, one line on stderr)
 // from a crash.
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 
 export const TOOLKIT_SCRIPT = fileURLToPath(new URL('../../scripts/toolkit.sh', import.meta.url));
@@ -95,6 +96,36 @@ export function startToolkit(args: string[] | Promise<string[]>, hooks: ToolkitH
     },
     get pid() {
       return child?.pid;
+    },
+  };
+}
+
+/** A started toolkit job: what it comes to, and how to stop it. */
+export interface ToolkitRun<T> {
+  outcome: Promise<T>;
+  /** SIGTERM (the toolkit then reports `cancelled` and exits 130), SIGKILL if it is still there after the grace. */
+  stop(reason: StopReason): void;
+  readonly pid: number | undefined;
+}
+
+/**
+ * The run of `proc`: `read` turns its end into the outcome, then the work folder `workDir()` names (if any) is
+ * removed, whatever happened.
+ */
+export function toolkitRun<T>(proc: ToolkitProcess, read: (end: ToolkitEnd) => Promise<T>, workDir: () => string): ToolkitRun<T> {
+  const outcome = (async () => {
+    try {
+      return await read(await proc.ended);
+    } finally {
+      const dir = workDir();
+      if (dir) await fs.rm(dir, { recursive: true, force: true }).catch(() => {});
+    }
+  })();
+  return {
+    outcome,
+    stop: (reason) => proc.stop(reason),
+    get pid() {
+      return proc.pid;
     },
   };
 }
